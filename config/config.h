@@ -1,0 +1,201 @@
+/*
+ * config: kfront's configuration, read from a YAML file in the style of
+ * Kubernetes component configs (apiVersion kfront.io/v1alpha1, kind
+ * KfrontConfiguration), from an existing haproxy.cfg, or from CLI flags.
+ *
+ * A struct config is immutable once loaded and owns all of its memory in one
+ * arena: it is allocated whole and freed whole (on reload the new one replaces
+ * the old one, which is freed when nothing references it any more).
+ * Durations are in milliseconds; 0 means "no timeout" where documented.
+ */
+#ifndef KF_CONFIG_H
+#define KF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/core.h"
+
+/** Where a value came from, for error messages and reload diagnostics. */
+struct config_loc {
+    int line;   /* 1-based; 0 when the value is a default or came from a flag */
+    int column; /* 1-based */
+};
+
+enum config_mode {
+    CONFIG_MODE_TCP = 0, /* L4: bytes are tunnelled, TLS passes through */
+    CONFIG_MODE_HTTP,    /* L7: TLS terminated, Kubernetes API understood */
+};
+
+enum config_balance {
+    CONFIG_BALANCE_ROUNDROBIN = 0, /* weighted round robin over healthy servers */
+    CONFIG_BALANCE_LEASTCONN,      /* fewest active connections (weighted), ties round robin */
+    CONFIG_BALANCE_LOCAL_FIRST,    /* servers marked local while any is healthy, else roundrobin */
+};
+
+enum config_check_type {
+    CONFIG_CHECK_NONE = 0, /* no active check: health comes from passive checks only */
+    CONFIG_CHECK_TCP,      /* TCP connect succeeds */
+    CONFIG_CHECK_TLS,      /* TLS handshake succeeds (certificate verified unless insecure) */
+    CONFIG_CHECK_HTTP,     /* plain HTTP GET path expecting expect_status */
+    CONFIG_CHECK_HTTPS,    /* HTTPS GET path (default /readyz) expecting expect_status */
+};
+
+enum config_server_state {
+    CONFIG_SERVER_ACTIVE = 0, /* takes new connections when healthy */
+    CONFIG_SERVER_DRAIN,      /* no new connections; existing ones finish */
+    CONFIG_SERVER_DISABLED,   /* no new connections, not health-checked */
+};
+
+/** Client-side TLS settings used to talk to a backend (checks, and L7 later). */
+struct config_tls_client {
+    const char *ca_file;     /* NULL: system trust store */
+    const char *cert_file;   /* client certificate, optional */
+    const char *key_file;    /* its key; required when cert_file is set */
+    const char *server_name; /* SNI and name to verify; NULL: the server's host */
+    bool insecure_skip_verify;
+    struct config_loc loc;
+};
+
+struct config_check {
+    enum config_check_type type;
+    const char *path;     /* HTTP(S) checks; default "/readyz" */
+    int expect_status;    /* HTTP(S) checks; default 200 */
+    uint32_t interval_ms; /* default 2000 */
+    uint32_t timeout_ms;  /* default 1000 */
+    uint32_t rise;        /* consecutive successes to go up; default 2 */
+    uint32_t fall;        /* consecutive failures (active or passive) to go down; default 3 */
+    struct config_tls_client tls;
+    struct config_loc loc;
+};
+
+struct config_server {
+    const char *name;
+    const char *address; /* as written: "10.0.1.10:6443", "[fd00::1]:6443", "m1.example:6443" */
+    uint32_t weight;     /* 0..256, default 1; 0 takes no new connections */
+    bool backup;         /* used only when no non-backup server is up */
+    bool local;          /* the apiserver on this node, for balance local-first */
+    bool check;          /* actively health-checked (default true when the backend has a check) */
+    enum config_server_state state;
+    struct config_loc loc;
+};
+
+struct config_backend {
+    const char *name;
+    enum config_balance balance;
+    struct config_check check;
+    uint32_t connect_retries; /* further servers tried after a failed connect; default 2 */
+    struct config_server *servers;
+    size_t n_servers;
+    struct config_loc loc;
+};
+
+struct config_frontend {
+    const char *name;
+    const char **listen; /* "ADDR:PORT" each; IPv6 as "[::]:6443" */
+    size_t n_listen;
+    enum config_mode mode;
+    const char *backend; /* name of a struct config_backend */
+    uint32_t maxconn;    /* 0: only the global limit applies */
+    struct config_loc loc;
+};
+
+struct config_timeouts {
+    uint32_t connect_ms;      /* backend connect; default 5000 */
+    uint32_t client_hello_ms; /* first byte from a new client; default 10000 */
+    uint32_t client_ms;       /* client inactivity; default 0 (none: keepalive finds dead peers) */
+    uint32_t server_ms;       /* server inactivity; default 0 */
+    uint32_t tunnel_ms;       /* inactivity in both directions once established; default 0 */
+    uint32_t drain_ms;        /* graceful shutdown deadline; default 30000 */
+};
+
+struct config_admin {
+    const char *listen; /* default "127.0.0.1:9445"; NULL or "" disables it */
+};
+
+struct config {
+    const char *source; /* file it came from, or "<flags>" */
+    uint32_t workers;   /* 0: one per core */
+    uint32_t maxconn;   /* global client connection limit; default 50000 */
+    enum kf_log_level log_level;
+    struct config_timeouts timeouts;
+    struct config_admin admin;
+    struct config_frontend *frontends;
+    size_t n_frontends;
+    struct config_backend *backends;
+    size_t n_backends;
+    struct kf_arena *arena; /* owns everything above */
+};
+
+/** One problem found while loading; severity error refuses the config. */
+enum config_severity {
+    CONFIG_WARNING = 0,
+    CONFIG_ERROR,
+};
+
+struct config_diag {
+    enum config_severity severity;
+    char file[256];
+    int line, column;
+    char message[512]; /* names the key and what was expected */
+};
+
+#define CONFIG_MAX_DIAGS 64
+
+/** Every problem a load found, in file order; n may be 0. */
+struct config_diags {
+    struct config_diag items[CONFIG_MAX_DIAGS];
+    size_t n;
+    size_t n_errors;
+};
+
+/**
+ * Load and validate a native YAML config. On success *out is set and 0
+ * returned (diags may still hold warnings). On failure returns -EINVAL (or
+ * -errno if the file cannot be read) and diags holds at least one error.
+ */
+int config_load_yaml(const char *path, struct config **out, struct config_diags *diags);
+/** The same, from a buffer; name is used in messages as the file name. */
+int config_parse_yaml(const char *name, const char *text, size_t len, struct config **out,
+                      struct config_diags *diags);
+
+/**
+ * Load an haproxy.cfg of the kind used in front of masters and convert it.
+ * Directives with no effect on the data path (log, option tcplog, stats
+ * socket, ...) become warnings; directives kfront cannot honour are errors.
+ * Each diagnostic names its line.
+ */
+int config_load_haproxy(const char *path, struct config **out, struct config_diags *diags);
+int config_parse_haproxy(const char *name, const char *text, size_t len, struct config **out,
+                         struct config_diags *diags);
+
+/** A config with every default set and nothing in it, for building from flags. */
+struct config *config_new_default(void);
+
+/** Check cross-references and values (backend names exist, addresses parse). */
+int config_validate(struct config *cfg, struct config_diags *diags);
+
+/** Print cfg as the native YAML that would load to the same config. */
+int config_print_yaml(const struct config *cfg, FILE *out);
+
+/** Print each diagnostic as "file:line:column: error: message". */
+void config_diags_print(const struct config_diags *diags, FILE *out);
+
+/** Free a config and everything it owns. NULL is a no-op. */
+void config_free(struct config *cfg);
+
+/** Find a backend by name, or NULL. */
+const struct config_backend *config_find_backend(const struct config *cfg, const char *name);
+
+/** Parse "5s", "250ms", "1m", "2h", "1m30s" or a bare number of milliseconds. */
+int config_parse_duration_ms(const char *text, uint32_t *out_ms);
+
+/** Names of enum values as they are written in the YAML file. */
+const char *config_mode_name(enum config_mode mode);
+const char *config_balance_name(enum config_balance balance);
+const char *config_check_type_name(enum config_check_type type);
+const char *config_server_state_name(enum config_server_state state);
+
+#endif

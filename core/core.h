@@ -1,0 +1,131 @@
+/*
+ * core: the few things every module needs and none owns.
+ *
+ * Return convention (all modules): 0 on success, a negative errno value on
+ * failure, KF_AGAIN (> 0) when non-blocking I/O must wait; predicates return
+ * bool. Logging checks the level before it formats anything.
+ */
+#ifndef KF_CORE_H
+#define KF_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KF_AGAIN 1
+
+#define KF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define kf_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+#define KF_UNUSED __attribute__((unused))
+#define KF_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* ---- logging ---------------------------------------------------------- */
+
+enum kf_log_level {
+    KF_LOG_ERROR = 0,
+    KF_LOG_WARN = 1,
+    KF_LOG_INFO = 2,
+    KF_LOG_DEBUG = 3,
+};
+
+extern enum kf_log_level kf_log_threshold;
+
+/** Parse "error", "warn", "info", "debug"; returns -EINVAL on anything else. */
+int kf_log_level_parse(const char *name, enum kf_log_level *out);
+/** Name of a level, for printing the effective configuration. */
+const char *kf_log_level_name(enum kf_log_level level);
+/** Write one log line to stderr: timestamp, level, module, message. */
+void kf_log_write(enum kf_log_level level, const char *module, const char *fmt, ...)
+    KF_PRINTF(3, 4);
+
+#define kf_log(level, module, ...)                                                                 \
+    do {                                                                                           \
+        if ((level) <= kf_log_threshold)                                                           \
+            kf_log_write((level), (module), __VA_ARGS__);                                          \
+    } while (0)
+#define kf_err(module, ...) kf_log(KF_LOG_ERROR, module, __VA_ARGS__)
+#define kf_warn(module, ...) kf_log(KF_LOG_WARN, module, __VA_ARGS__)
+#define kf_info(module, ...) kf_log(KF_LOG_INFO, module, __VA_ARGS__)
+#define kf_debug(module, ...) kf_log(KF_LOG_DEBUG, module, __VA_ARGS__)
+
+/* ---- invariants ---------------------------------------------------------- */
+
+/** Abort with file:line when an invariant that the code relies on is broken. */
+#define KF_BUG_ON(cond)                                                                            \
+    do {                                                                                           \
+        if (__builtin_expect(!!(cond), 0))                                                         \
+            kf_bug(__FILE__, __LINE__, #cond);                                                     \
+    } while (0)
+_Noreturn void kf_bug(const char *file, int line, const char *what);
+
+/* ---- intrusive doubly linked list: joining a list never allocates -------- */
+
+struct kf_list {
+    struct kf_list *next, *prev;
+};
+
+static inline void kf_list_init(struct kf_list *head)
+{
+    head->next = head->prev = head;
+}
+static inline bool kf_list_empty(const struct kf_list *head)
+{
+    return head->next == head;
+}
+static inline void kf_list_insert_tail(struct kf_list *head, struct kf_list *node)
+{
+    node->prev = head->prev;
+    node->next = head;
+    head->prev->next = node;
+    head->prev = node;
+}
+static inline void kf_list_remove(struct kf_list *node)
+{
+    node->prev->next = node->next;
+    node->next->prev = node->prev;
+    node->next = node->prev = node;
+}
+#define kf_list_for_each(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
+#define kf_list_for_each_safe(pos, tmp, head)                                                      \
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
+
+/* ---- clocks ----------------------------------------------------------------- */
+
+/** Monotonic time in milliseconds. */
+uint64_t kf_now_ms(void);
+/** Monotonic time in microseconds. */
+uint64_t kf_now_us(void);
+
+/* ---- socket addresses -------------------------------------------------------- */
+
+struct sockaddr;
+struct sockaddr_storage;
+
+/**
+ * Parse a numeric "HOST:PORT", "[V6]:PORT", "*:PORT" or ":PORT" (wildcard,
+ * IPv4) into *ss. No DNS: callers that accept names resolve them off the
+ * event loop. Returns 0 or -EINVAL.
+ */
+int kf_addr_parse(const char *text, struct sockaddr_storage *ss, unsigned *len);
+/** Format an address as HOST:PORT ([V6]:PORT); returns buf. */
+const char *kf_addr_format(const struct sockaddr *sa, char *buf, size_t size);
+
+/* ---- arena: memory that belongs to one scope and dies with it ---------------- */
+
+struct kf_arena;
+
+/** A new arena whose blocks are at least block_size bytes. NULL on ENOMEM. */
+struct kf_arena *kf_arena_new(size_t block_size);
+/** Zeroed, max-aligned memory that lives until kf_arena_free. NULL on ENOMEM. */
+void *kf_arena_alloc(struct kf_arena *arena, size_t size);
+/** Copy of a string (or of its first n bytes with kf_arena_strndup). */
+char *kf_arena_strdup(struct kf_arena *arena, const char *s);
+char *kf_arena_strndup(struct kf_arena *arena, const char *s, size_t n);
+/** printf into the arena. */
+char *kf_arena_sprintf(struct kf_arena *arena, const char *fmt, ...) KF_PRINTF(2, 3);
+/** Free every allocation at once. NULL is a no-op. */
+void kf_arena_free(struct kf_arena *arena);
+
+#endif
