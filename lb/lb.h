@@ -43,7 +43,11 @@ struct lb_server;
  */
 struct lb *lb_new(const struct config *cfg, struct lb *previous, struct config_diags *diags);
 
-/** Start active checks on base (the control loop). Returns 0 or -errno. */
+/**
+ * Start active checks on base (the control loop). Returns 0, -EALREADY when
+ * they run already, or -ENOMEM. TLS checks write through OpenSSL with
+ * write(2): the process must ignore SIGPIPE (the daemon does).
+ */
 int lb_start_checks(struct lb *lb, struct event_base *base);
 
 /** Stop active checks (before a reload replaces this lb, or at shutdown). */
@@ -64,8 +68,7 @@ struct lb_pool *lb_find_pool(struct lb *lb, const char *backend_name);
  * active connection count is incremented and a reference taken: the caller
  * must call lb_server_conn_end() exactly once. NULL when none is eligible.
  */
-struct lb_server *lb_pick(struct lb_pool *pool, struct lb_server *const *exclude,
-                          size_t n_exclude);
+struct lb_server *lb_pick(struct lb_pool *pool, struct lb_server *const *exclude, size_t n_exclude);
 
 /** Release what lb_pick took. */
 void lb_server_conn_end(struct lb_server *server);
@@ -88,6 +91,12 @@ const char *lb_server_label(const struct lb_server *server);
 enum lb_health lb_server_health(const struct lb_server *server);
 /** True when the server may take new connections (healthy, active, weight > 0). */
 bool lb_server_eligible(const struct lb_server *server);
+
+/**
+ * Copy the reason of the server's last failed check or passive report into
+ * buf (e.g. "connect: Connection refused"); "" when it never failed.
+ */
+void lb_server_last_failure(struct lb_server *server, char *buf, size_t size);
 
 /** Connect timeout and number of further servers to try, from the backend's config. */
 uint32_t lb_pool_connect_retries(const struct lb_pool *pool);
