@@ -414,7 +414,7 @@ static size_t count_checked(const struct lb *lb)
 
     for (size_t i = 0; i < lb->n_pools; i++)
         for (size_t j = 0; j < lb->pools[i].n_servers; j++)
-            n += atomic_load(&lb->pools[i].servers[j]->check_enabled);
+            n += lb->pools[i].checked[j];
     return n;
 }
 
@@ -422,17 +422,14 @@ int lb_start_checks(struct lb *lb, struct event_base *base)
 {
     if (lb->base)
         return -EALREADY;
-    size_t cap = count_checked(lb);
-
     lb->base = base;
-    lb->checks = calloc(cap + 1, sizeof(*lb->checks));
+    lb->checks = calloc(count_checked(lb) + 1, sizeof(*lb->checks));
     if (!lb->checks)
         goto nomem;
     for (size_t i = 0; i < lb->n_pools; i++) {
         struct lb_pool *pool = &lb->pools[i];
         for (size_t j = 0; j < pool->n_servers; j++) {
-            /* cap: a concurrent reload may have enabled checks since the count */
-            if (!atomic_load(&pool->servers[j]->check_enabled) || lb->n_checks == cap)
+            if (!pool->checked[j])
                 continue;
             struct lb_check *c = check_new(lb, pool, pool->servers[j]);
             if (!c)

@@ -170,7 +170,6 @@ static void server_apply(struct lb_server *s, const struct config_backend *bc,
     atomic_store(&s->backup, sc->backup);
     atomic_store(&s->local, sc->local);
     atomic_store(&s->admin_state, (int)sc->state);
-    atomic_store(&s->check_enabled, sc->check && bc->check.type != CONFIG_CHECK_NONE);
     atomic_store(&s->rise, or_default(bc->check.rise, DEFAULT_RISE));
     atomic_store(&s->fall, or_default(bc->check.fall, DEFAULT_FALL));
     atomic_store(&s->retry_interval_ms, or_default(bc->check.interval_ms, DEFAULT_INTERVAL_MS));
@@ -199,6 +198,7 @@ static int pool_add_server(struct lb_pool *pool, const struct config *cfg,
         fresh = old;
     }
     server_apply(fresh, bc, sc);
+    pool->checked[pool->n_servers] = sc->check && bc->check.type != CONFIG_CHECK_NONE;
     pool->servers[pool->n_servers++] = fresh;
     return 0;
 }
@@ -213,6 +213,7 @@ static void pool_destroy(struct lb_pool *pool)
     pthread_mutex_destroy(&pool->rr_mu);
     free(pool->servers);
     free(pool->current);
+    free(pool->checked);
     free(pool->name);
     free(pool->check.path);
     free(pool->check.server_name);
@@ -271,7 +272,8 @@ static int pool_init(struct lb_pool *pool, const struct config *cfg,
     pool->connect_retries = bc->connect_retries;
     pool->servers = calloc(bc->n_servers ? bc->n_servers : 1, sizeof(*pool->servers));
     pool->current = calloc(bc->n_servers ? bc->n_servers : 1, sizeof(*pool->current));
-    if (!pool->name || !pool->servers || !pool->current) {
+    pool->checked = calloc(bc->n_servers ? bc->n_servers : 1, sizeof(*pool->checked));
+    if (!pool->name || !pool->servers || !pool->current || !pool->checked) {
         add_diag(diags, cfg, bc->loc, "out of memory");
         return -ENOMEM;
     }

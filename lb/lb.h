@@ -39,7 +39,9 @@ struct lb_server;
  * Build the runtime backends of cfg. Servers are taken over from previous
  * (may be NULL) where they match. Hostnames are resolved here (blocking: call
  * it off the worker loops). Checks are not started. Returns NULL and fills
- * diags (if non-NULL) on failure.
+ * diags (if non-NULL) on failure: an address that is not HOST:PORT or does
+ * not resolve, a check path that cannot go in a request line, TLS files that
+ * do not load. cfg is not referenced after the call.
  */
 struct lb *lb_new(const struct config *cfg, struct lb *previous, struct config_diags *diags);
 
@@ -53,7 +55,12 @@ int lb_start_checks(struct lb *lb, struct event_base *base);
 /** Stop active checks (before a reload replaces this lb, or at shutdown). */
 void lb_stop_checks(struct lb *lb);
 
-/** Take / drop a reference; the last lb_release frees the lb. */
+/**
+ * Take / drop a reference; the last lb_release frees the lb (servers live on
+ * while picked connections hold them). Stop the checks on the control loop
+ * before the last release: a release that has to stop them itself is only
+ * safe while that loop is not running.
+ */
 void lb_retain(struct lb *lb);
 void lb_release(struct lb *lb);
 
@@ -98,7 +105,7 @@ bool lb_server_eligible(const struct lb_server *server);
  */
 void lb_server_last_failure(struct lb_server *server, char *buf, size_t size);
 
-/** Connect timeout and number of further servers to try, from the backend's config. */
+/** Number of further servers to try after a failed connect, from the backend's config. */
 uint32_t lb_pool_connect_retries(const struct lb_pool *pool);
 
 /** True when at least one server of any pool is eligible (for /readyz). */

@@ -47,7 +47,6 @@ struct lb_server {
     _Atomic uint32_t weight;
     atomic_bool backup;
     atomic_bool local;
-    atomic_bool check_enabled;          /* config asks for active checks */
     _Atomic int admin_state;            /* enum config_server_state */
     _Atomic uint32_t rise, fall;        /* thresholds */
     _Atomic uint32_t retry_interval_ms; /* passive-only retry, see lb_server_eligible */
@@ -89,6 +88,7 @@ struct lb_pool {
     uint32_t connect_retries;
     struct lb_check_params check;
     struct lb_server **servers;
+    bool *checked; /* per server: this config asks for active checks */
     size_t n_servers;
     /* Smooth weighted round robin state, under rr_mu (see pick.c for why a lock). */
     pthread_mutex_t rr_mu;

@@ -51,9 +51,11 @@ static void put_header(struct evbuffer *out, const char *name, const char *type,
 
 typedef uint64_t (*server_value_cb)(const struct lb_server *s);
 
+/* Health only: whether the server takes traffic also depends on the admin
+ * state and weight, which kfront_backend_admin_state shows on its own. */
 static uint64_t value_up(const struct lb_server *s)
 {
-    return lb_server_eligible(s);
+    return lb_server_health(s) != LB_HEALTH_DOWN;
 }
 static uint64_t value_active(const struct lb_server *s)
 {
@@ -82,7 +84,8 @@ struct simple_family {
 };
 
 static const struct simple_family simple_families[] = {
-    {"kfront_backend_up", "gauge", "1 when the server may take new connections.", value_up},
+    {"kfront_backend_up", "gauge",
+     "1 unless health checks (active or passive) found the server down.", value_up},
     {"kfront_backend_active_connections", "gauge", "Connections open to the server.", value_active},
     {"kfront_backend_connections_total", "counter", "Connections assigned to the server.",
      value_total},

@@ -77,7 +77,7 @@ Test(check_tcp, listening_socket_is_up)
 
     setup(&f, CONFIG_CHECK_TCP, port);
     cr_assert(t_run_until_go(&f, LB_HEALTH_UP, 1000));
-    t_run_for(f.base, 120);
+    t_run_for(f.base, 200);
     cr_expect_geq(atomic_load(&f.s->checks_ok), 2, "checks repeat every interval");
     cr_expect_eq(atomic_load(&f.s->checks_failed), 0);
     done(&f);
@@ -392,4 +392,29 @@ Test(check_https, silent_tls_server_fails_by_timeout)
     done(&f);
     close(fd);
     t_certs_remove(&certs);
+}
+
+Test(check_reload, health_and_counters_survive_a_reload)
+{
+    struct fixture f;
+    uint16_t port;
+    int fd = t_listen(&port);
+
+    setup(&f, CONFIG_CHECK_TCP, port);
+    cr_assert(t_run_until_go(&f, LB_HEALTH_UP, 1000));
+    uint64_t ok_before = atomic_load(&f.s->checks_ok);
+
+    /* the reload: build the new lb, stop the old checks, start the new ones */
+    f.t.backends[0].check.path = "/livez"; /* some other change */
+    struct lb *next = t_lb_new(&f.t, f.lb);
+    lb_stop_checks(f.lb);
+    lb_release(f.lb);
+    f.lb = next;
+    cr_assert_eq(t_server(next, "masters", "m1"), f.s);
+    cr_expect_eq(lb_server_health(f.s), LB_HEALTH_UP, "no need to re-learn health");
+    cr_assert_eq(lb_start_checks(next, f.base), 0);
+    t_run_for(f.base, 150);
+    cr_expect_gt(atomic_load(&f.s->checks_ok), ok_before, "the new lb checks the same server");
+    done(&f);
+    close(fd);
 }

@@ -72,8 +72,8 @@ Test(metrics, every_family_once_with_help_and_type)
     cr_expect(strstr(text, "# TYPE kfront_backend_check_duration_seconds histogram\n"));
     cr_expect(strstr(text, "# TYPE kfront_backend_connections_total counter\n"));
     cr_expect(strstr(text, "kfront_backend_up{backend=\"masters\",server=\"m1\"} 1\n"));
-    cr_expect(strstr(text, "kfront_backend_up{backend=\"masters\",server=\"m2\"} 0\n"),
-              "drained: not up for new connections");
+    cr_expect(strstr(text, "kfront_backend_up{backend=\"masters\",server=\"m2\"} 1\n"),
+              "drained but not down");
     cr_expect(strstr(text, "server=\"we\\\"ird\""), "label values are escaped");
     cr_expect(strstr(text, "kfront_backend_admin_state{backend=\"masters\",server=\"m2\","
                            "state=\"drain\"} 1\n"));
@@ -95,6 +95,7 @@ Test(metrics, values_follow_the_counters)
     lb_server_report_connect(m1, true, 700);     /* 0.7 ms: in the 0.001 bucket */
     lb_server_report_connect(m1, true, 3000000); /* 3 s: in the 5 bucket */
     lb_server_report_connect(m1, false, 5000);
+    lb_server_report_connect(t_server(lb, "masters", "m2"), false, 5000);
     char *text = render(lb);
 
 #define M1 "{backend=\"masters\",server=\"m1\""
@@ -117,6 +118,7 @@ Test(metrics, values_follow_the_counters)
     cr_expect(strstr(text, "kfront_backend_connect_duration_seconds_count" M1 "} 2\n"));
     cr_expect(strstr(text, "kfront_backend_connect_duration_seconds_sum" M1 "} 3.000700\n"));
     cr_expect(strstr(text, "kfront_backend_checks_total" M1 ",result=\"failure\"} 0\n"));
+    cr_expect(strstr(text, "kfront_backend_up{backend=\"masters\",server=\"m2\"} 0\n"));
 #undef M1
     free(text);
     lb_server_conn_end(held);
