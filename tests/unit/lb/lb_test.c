@@ -137,6 +137,20 @@ uint16_t t_closed_port(void)
 
 /* ---- HTTP(S) server ------------------------------------------------------------- */
 
+static void send_raw(const struct t_http *h, int fd)
+{
+    size_t len = strlen(h->raw);
+
+    if (!h->trickle) {
+        send(fd, h->raw, len, MSG_NOSIGNAL);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        send(fd, h->raw + i, 1, MSG_NOSIGNAL);
+        usleep(1000);
+    }
+}
+
 static void serve_one(struct t_http *h, int fd)
 {
     struct timeval tv = {.tv_sec = 1};
@@ -164,7 +178,9 @@ static void serve_one(struct t_http *h, int fd)
     }
     int len = snprintf(resp, sizeof(resp), "HTTP/1.1 %d Test\r\nContent-Length: 0\r\n\r\n",
                        atomic_load(&h->status));
-    if (ssl)
+    if (h->raw)
+        send_raw(h, fd);
+    else if (ssl)
         SSL_write(ssl, resp, len);
     else
         send(fd, resp, (size_t)len, MSG_NOSIGNAL);
@@ -192,7 +208,7 @@ static void *http_main(void *arg)
     return NULL;
 }
 
-void t_http_start(struct t_http *h, int status, struct ssl_ctx_st *tls)
+static void http_init(struct t_http *h, int status, struct ssl_ctx_st *tls)
 {
     /* as the daemon does: a peer closing mid-write must not kill the process */
     signal(SIGPIPE, SIG_IGN);
@@ -201,6 +217,19 @@ void t_http_start(struct t_http *h, int status, struct ssl_ctx_st *tls)
     h->tls = tls;
     pthread_mutex_init(&h->mu, NULL);
     atomic_store(&h->status, status);
+}
+
+void t_http_start(struct t_http *h, int status, struct ssl_ctx_st *tls)
+{
+    http_init(h, status, tls);
+    cr_assert_eq(pthread_create(&h->thread, NULL, http_main, h), 0);
+}
+
+void t_http_start_raw(struct t_http *h, const char *raw, bool trickle)
+{
+    http_init(h, 0, NULL);
+    h->raw = raw;
+    h->trickle = trickle;
     cr_assert_eq(pthread_create(&h->thread, NULL, http_main, h), 0);
 }
 

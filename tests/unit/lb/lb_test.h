@@ -56,9 +56,13 @@ struct t_http {
     pthread_mutex_t mu;
     char last_request[1024]; /* under mu */
     struct ssl_ctx_st *tls;  /* NULL: plain HTTP */
+    const char *raw;         /* if set: sent instead of a response (plain HTTP only) */
+    bool trickle;            /* send raw one byte at a time */
 };
 
 void t_http_start(struct t_http *h, int status, struct ssl_ctx_st *tls);
+/** A plain server that answers every request with raw bytes, then closes. */
+void t_http_start_raw(struct t_http *h, const char *raw, bool trickle);
 void t_http_stop(struct t_http *h);
 
 /** Throwaway certificates in a temp dir: cert.pem/key.pem (127.0.0.1, localhost) and other.pem. */

@@ -223,6 +223,52 @@ Test(check_http, server_closing_without_answer_is_down)
     t_certs_remove(&certs);
 }
 
+/* A plain HTTP check against a server that answers raw; returns the final health. */
+static enum lb_health raw_answer(const char *raw, bool trickle, enum lb_health want,
+                                 const char *why)
+{
+    struct fixture f;
+    struct t_http h;
+
+    t_http_start_raw(&h, raw, trickle);
+    setup(&f, CONFIG_CHECK_HTTP, h.port);
+    bool reached = t_run_until_go(&f, want, 1000);
+    enum lb_health got = lb_server_health(f.s);
+    if (reached && why)
+        expect_failure(f.s, why);
+    done(&f);
+    t_http_stop(&h);
+    return got;
+}
+
+Test(check_http, bad_status_lines_are_failures)
+{
+    char overlong[400];
+
+    memset(overlong, 'A', sizeof(overlong) - 1);
+    overlong[sizeof(overlong) - 1] = '\0';
+    cr_expect_eq(raw_answer("HELLO\r\n", false, LB_HEALTH_DOWN, "malformed status line"),
+                 LB_HEALTH_DOWN);
+    cr_expect_eq(raw_answer("HTTP/1.1 20\r\n", false, LB_HEALTH_DOWN, "malformed"), LB_HEALTH_DOWN);
+    cr_expect_eq(raw_answer("HTTP/2 200\r\n", false, LB_HEALTH_DOWN, "malformed"), LB_HEALTH_DOWN);
+    cr_expect_eq(raw_answer(overlong, false, LB_HEALTH_DOWN, "malformed"), LB_HEALTH_DOWN);
+    cr_expect_eq(raw_answer("HTTP/1.1 200", false, LB_HEALTH_DOWN, "closed before the status line"),
+                 LB_HEALTH_DOWN);
+    cr_expect_eq(raw_answer("", false, LB_HEALTH_DOWN, "closed before the status line"),
+                 LB_HEALTH_DOWN);
+}
+
+Test(check_http, good_status_lines_in_any_shape)
+{
+    cr_expect_eq(raw_answer("HTTP/1.0 200 OK\r\n\r\n", false, LB_HEALTH_UP, NULL), LB_HEALTH_UP);
+    cr_expect_eq(raw_answer("HTTP/1.1 200\r\n", false, LB_HEALTH_UP, NULL), LB_HEALTH_UP);
+    cr_expect_eq(raw_answer("HTTP/1.1 200 OK\n", false, LB_HEALTH_UP, NULL), LB_HEALTH_UP);
+    /* the status line in 1-byte pieces: read until the line is complete */
+    cr_expect_eq(
+        raw_answer("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, LB_HEALTH_UP, NULL),
+        LB_HEALTH_UP);
+}
+
 Test(check_config, unchecked_servers_stay_unknown)
 {
     struct fixture f;
