@@ -80,6 +80,7 @@ struct config_server {
     bool check;          /* actively health-checked (default true when the backend has a check) */
     enum config_server_state state;
     struct config_loc loc;
+    struct config_loc address_loc; /* where address was written (loc is the server's) */
 };
 
 struct config_backend {
@@ -100,6 +101,9 @@ struct config_frontend {
     const char *backend; /* name of a struct config_backend */
     uint32_t maxconn;    /* 0: only the global limit applies */
     struct config_loc loc;
+    /* n_listen entries: where each listen address was written; NULL when built by code */
+    const struct config_loc *listen_locs;
+    struct config_loc backend_loc; /* where backend was written */
 };
 
 struct config_timeouts {
@@ -144,7 +148,11 @@ struct config_diag {
 
 #define CONFIG_MAX_DIAGS 64
 
-/** Every problem a load found, in file order; n may be 0. */
+/**
+ * Every problem a load found, in file order; n may be 0. When more than
+ * CONFIG_MAX_DIAGS are found the rest are dropped but still counted in
+ * n_errors. The load functions reset it; config_validate appends to it.
+ */
 struct config_diags {
     struct config_diag items[CONFIG_MAX_DIAGS];
     size_t n;
@@ -174,14 +182,33 @@ int config_parse_haproxy(const char *name, const char *text, size_t len, struct 
 /** A config with every default set and nothing in it, for building from flags. */
 struct config *config_new_default(void);
 
-/** Check cross-references and values (backend names exist, addresses parse). */
+/**
+ * Check cross-references and values (backend names exist, names are unique,
+ * addresses parse, TLS settings are complete). Appends to diags (NULL is
+ * allowed); returns 0, or -EINVAL when it found at least one error. The
+ * load functions already call it.
+ */
 int config_validate(struct config *cfg, struct config_diags *diags);
 
-/** Print cfg as the native YAML that would load to the same config. */
+/**
+ * Print cfg as the native YAML that would load to the same config (every
+ * field written out, defaults included). Returns 0 or -EIO.
+ */
 int config_print_yaml(const struct config *cfg, FILE *out);
 
-/** Print each diagnostic as "file:line:column: error: message". */
+/**
+ * Print each diagnostic as "file:line:column: error: message" (or
+ * "warning"); "file: error: message" when it has no line.
+ */
 void config_diags_print(const struct config_diags *diags, FILE *out);
+
+/**
+ * Append one diagnostic (for callers that check a config further, e.g. the
+ * lb or the command line). diags may be NULL. Errors beyond
+ * CONFIG_MAX_DIAGS are counted but not stored.
+ */
+void config_diags_add(struct config_diags *diags, enum config_severity severity, const char *file,
+                      struct config_loc loc, const char *fmt, ...) KF_PRINTF(5, 6);
 
 /** Free a config and everything it owns. NULL is a no-op. */
 void config_free(struct config *cfg);

@@ -1,37 +1,60 @@
-#include "config/config.h"
+#include "config/config_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+const char *const config_mode_names[2] = {"tcp", "http"};
+const char *const config_balance_names[3] = {"roundrobin", "leastconn", "local-first"};
+const char *const config_check_type_names[5] = {"none", "tcp", "tls", "http", "https"};
+const char *const config_server_state_names[3] = {"active", "drain", "disabled"};
+const char *const config_log_level_names[4] = {"error", "warn", "info", "debug"};
+
+/* The first name is the default, returned for values out of range. */
+#define NAME_OF(table, value) ((size_t)(value) < KF_ARRAY_SIZE(table) ? (table)[value] : (table)[0])
+
 const char *config_mode_name(enum config_mode mode)
 {
-    return mode == CONFIG_MODE_HTTP ? "http" : "tcp";
+    return NAME_OF(config_mode_names, mode);
 }
 
 const char *config_balance_name(enum config_balance balance)
 {
-    switch (balance) {
-    case CONFIG_BALANCE_LEASTCONN:
-        return "leastconn";
-    case CONFIG_BALANCE_LOCAL_FIRST:
-        return "local-first";
-    case CONFIG_BALANCE_ROUNDROBIN:
-        break;
-    }
-    return "roundrobin";
+    return NAME_OF(config_balance_names, balance);
 }
 
 const char *config_check_type_name(enum config_check_type type)
 {
-    static const char *const names[] = {"none", "tcp", "tls", "http", "https"};
-    return (size_t)type < KF_ARRAY_SIZE(names) ? names[type] : "none";
+    return NAME_OF(config_check_type_names, type);
 }
 
 const char *config_server_state_name(enum config_server_state state)
 {
-    static const char *const names[] = {"active", "drain", "disabled"};
-    return (size_t)state < KF_ARRAY_SIZE(names) ? names[state] : "active";
+    return NAME_OF(config_server_state_names, state);
+}
+
+int cfg_name_index(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *cfg_names_list(const char *const *names, size_t n, char *buf, size_t size)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w = snprintf(buf + used, size - used, "%s%s", sep, names[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    return buf;
 }
 
 /* Units as Go's time.ParseDuration writes them, which Kubernetes configs use. */
