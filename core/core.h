@@ -15,10 +15,10 @@
 
 #define KF_AGAIN 1
 
-#define KF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define KF_ARRAY_SIZE(a)                   (sizeof(a) / sizeof((a)[0]))
 #define kf_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
-#define KF_UNUSED __attribute__((unused))
+#define KF_UNUSED       __attribute__((unused))
 #define KF_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
 /* ---- logging ---------------------------------------------------------- */
@@ -45,9 +45,9 @@ void kf_log_write(enum kf_log_level level, const char *module, const char *fmt, 
         if ((level) <= kf_log_threshold)                                                           \
             kf_log_write((level), (module), __VA_ARGS__);                                          \
     } while (0)
-#define kf_err(module, ...) kf_log(KF_LOG_ERROR, module, __VA_ARGS__)
-#define kf_warn(module, ...) kf_log(KF_LOG_WARN, module, __VA_ARGS__)
-#define kf_info(module, ...) kf_log(KF_LOG_INFO, module, __VA_ARGS__)
+#define kf_err(module, ...)   kf_log(KF_LOG_ERROR, module, __VA_ARGS__)
+#define kf_warn(module, ...)  kf_log(KF_LOG_WARN, module, __VA_ARGS__)
+#define kf_info(module, ...)  kf_log(KF_LOG_INFO, module, __VA_ARGS__)
 #define kf_debug(module, ...) kf_log(KF_LOG_DEBUG, module, __VA_ARGS__)
 
 /* ---- invariants ---------------------------------------------------------- */
@@ -89,7 +89,8 @@ static inline void kf_list_remove(struct kf_list *node)
 }
 #define kf_list_for_each(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 #define kf_list_for_each_safe(pos, tmp, head)                                                      \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
+         (pos) = (tmp), (tmp) = (pos)->next)
 
 /* ---- clocks ----------------------------------------------------------------- */
 

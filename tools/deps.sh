@@ -9,7 +9,7 @@ PKGS=(
   build-essential meson ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libevent-dev libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler
   libcriterion-dev libyaml-dev libjsmn-dev libhttp-parser-dev
-  openssl curl nghttp2-client haproxy wrk python3 python3-kubernetes python3-yaml
+  openssl curl nghttp2-client haproxy wrk nginx-light bc python3 python3-kubernetes python3-yaml
 )
 missing=()
 for p in "${PKGS[@]}"; do

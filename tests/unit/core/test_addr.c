@@ -34,9 +34,18 @@ Test(addr, wildcards_bind_any_ipv4)
 
 Test(addr, rejects_garbage)
 {
-    const char *bad[] = {"", "10.0.1.10", "10.0.1.10:", "10.0.1.10:0", "10.0.1.10:65536",
-                         "10.0.1.10:64x", "::1:6443", "[::1]6443", "[::1:6443", "host.example:6443",
-                         "300.1.1.1:80", "[zz::1]:80"};
+    const char *bad[] = {"",
+                         "10.0.1.10",
+                         "10.0.1.10:",
+                         "10.0.1.10:0",
+                         "10.0.1.10:65536",
+                         "10.0.1.10:64x",
+                         "::1:6443",
+                         "[::1]6443",
+                         "[::1:6443",
+                         "host.example:6443",
+                         "300.1.1.1:80",
+                         "[zz::1]:80"};
     for (size_t i = 0; i < KF_ARRAY_SIZE(bad); i++)
         cr_expect_str_eq(roundtrip(bad[i]), "invalid", "accepted %s", bad[i]);
 }

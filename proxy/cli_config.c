@@ -1,0 +1,101 @@
+/* Turning a command line into a struct config. */
+#include "proxy/cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int flags_config(const struct px_cli *cli, struct config **out)
+{
+    struct config *cfg = config_new_default();
+    struct kf_arena *a;
+    size_t n_servers = cli->n_upstreams + cli->n_local_upstreams;
+
+    if (!cfg)
+        return -ENOMEM;
+    a = cfg->arena;
+    cfg->source = "<flags>";
+    struct config_frontend *fe = kf_arena_alloc(a, sizeof(*fe));
+    struct config_backend *be = kf_arena_alloc(a, sizeof(*be));
+    const char **listen = kf_arena_alloc(a, (cli->n_listen + 1) * sizeof(*listen));
+    struct config_server *servers = kf_arena_alloc(a, (n_servers + 1) * sizeof(*servers));
+    if (!fe || !be || !listen || !servers)
+        goto nomem;
+    for (size_t i = 0; i < cli->n_listen; i++)
+        listen[i] = cli->listen[i];
+    if (cli->n_listen == 0)
+        listen[0] = "0.0.0.0:6443";
+    *fe = (struct config_frontend){.name = "kube-apiserver",
+                                   .listen = listen,
+                                   .n_listen = cli->n_listen ? cli->n_listen : 1,
+                                   .mode = CONFIG_MODE_TCP,
+                                   .backend = "apiservers"};
+    be->name = "apiservers";
+    be->balance = cli->balance_set         ? cli->balance
+                  : cli->n_local_upstreams ? CONFIG_BALANCE_LOCAL_FIRST
+                                           : CONFIG_BALANCE_ROUNDROBIN;
+    be->connect_retries = 2;
+    be->check =
+        (struct config_check){.type = cli->check_type_set ? cli->check_type : CONFIG_CHECK_TCP,
+                              .path = cli->check_path ? cli->check_path : "/readyz",
+                              .expect_status = 200,
+                              .interval_ms = 2000,
+                              .timeout_ms = 1000,
+                              .rise = 2,
+                              .fall = 3};
+    be->check.tls.ca_file = cli->check_ca_file;
+    be->check.tls.insecure_skip_verify = cli->check_insecure;
+    for (size_t i = 0; i < n_servers; i++) {
+        bool local = i >= cli->n_upstreams;
+        const char *addr = local ? cli->local_upstreams[i - cli->n_upstreams] : cli->upstreams[i];
+        servers[i] = (struct config_server){.name = kf_arena_sprintf(a, "apiserver-%zu", i + 1),
+                                            .address = addr,
+                                            .weight = 1,
+                                            .local = local,
+                                            .check = be->check.type != CONFIG_CHECK_NONE,
+                                            .state = CONFIG_SERVER_ACTIVE};
+        if (!servers[i].name)
+            goto nomem;
+    }
+    be->servers = servers;
+    be->n_servers = n_servers;
+    cfg->frontends = fe;
+    cfg->n_frontends = 1;
+    cfg->backends = be;
+    cfg->n_backends = 1;
+    *out = cfg;
+    return 0;
+nomem:
+    config_free(cfg);
+    return -ENOMEM;
+}
+
+int px_cli_load_config(const struct px_cli *cli, struct config **out, struct config_diags *diags)
+{
+    struct config *cfg = NULL;
+    int rc;
+
+    memset(diags, 0, sizeof(*diags));
+    if (cli->config_path)
+        rc = config_load_yaml(cli->config_path, &cfg, diags);
+    else if (cli->haproxy_path)
+        rc = config_load_haproxy(cli->haproxy_path, &cfg, diags);
+    else
+        rc = flags_config(cli, &cfg);
+    if (rc < 0)
+        return rc;
+    if (cli->workers_set)
+        cfg->workers = cli->workers;
+    if (cli->maxconn_set)
+        cfg->maxconn = cli->maxconn;
+    if (cli->log_level_set)
+        cfg->log_level = cli->log_level;
+    if (cli->admin_listen)
+        cfg->admin.listen = cli->admin_listen;
+    if (!cli->config_path && !cli->haproxy_path && config_validate(cfg, diags) < 0) {
+        config_free(cfg);
+        return -EINVAL;
+    }
+    *out = cfg;
+    return 0;
+}

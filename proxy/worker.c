@@ -1,0 +1,140 @@
+/*
+ * Worker threads: one event loop each; connections never leave the worker
+ * that accepted them. The control thread talks to a worker only through its
+ * command queue, so nothing on the data path takes a lock.
+ */
+#include "proxy/proxy_internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/thread.h>
+
+static void worker_run_cmd(struct px_worker *w, struct px_cmd *cmd)
+{
+    switch (cmd->type) {
+    case PX_CMD_GENERATION:
+        px_worker_apply_generation(w, cmd->gen);
+        break;
+    case PX_CMD_STOP_LISTENING:
+        px_worker_stop_listening(w);
+        break;
+    case PX_CMD_CLOSE_ALL:
+        px_tunnels_close_all(w);
+        break;
+    case PX_CMD_EXIT:
+        px_worker_stop_listening(w);
+        px_tunnels_close_all(w);
+        event_base_loopbreak(w->base);
+        break;
+    }
+}
+
+static void on_cmd(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_worker *w = arg;
+    struct kf_list todo;
+
+    (void)fd;
+    (void)what;
+    kf_list_init(&todo);
+    pthread_mutex_lock(&w->cmd_lock);
+    if (!kf_list_empty(&w->cmds)) { /* take the whole queue at once */
+        todo.next = w->cmds.next;
+        todo.prev = w->cmds.prev;
+        todo.next->prev = &todo;
+        todo.prev->next = &todo;
+        kf_list_init(&w->cmds);
+    }
+    pthread_mutex_unlock(&w->cmd_lock);
+    while (!kf_list_empty(&todo)) {
+        struct px_cmd *cmd = kf_container_of(todo.next, struct px_cmd, link);
+        kf_list_remove(&cmd->link);
+        worker_run_cmd(w, cmd);
+        free(cmd);
+    }
+}
+
+void px_worker_send(struct px_worker *w, enum px_cmd_type type, struct px_generation *gen)
+{
+    struct px_cmd *cmd = calloc(1, sizeof(*cmd));
+
+    KF_BUG_ON(!cmd); /* a lost command would leave a worker on an old config */
+    cmd->type = type;
+    cmd->gen = gen;
+    pthread_mutex_lock(&w->cmd_lock);
+    kf_list_insert_tail(&w->cmds, &cmd->link);
+    pthread_mutex_unlock(&w->cmd_lock);
+    event_active(w->cmd_ev, EV_READ, 0);
+}
+
+static void *worker_main(void *arg)
+{
+    struct px_worker *w = arg;
+    sigset_t all;
+
+    sigfillset(&all); /* signals are the control thread's */
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+int px_workers_start(struct px_daemon *d, unsigned n)
+{
+    static bool threads_ready;
+
+    if (!threads_ready && evthread_use_pthreads() < 0)
+        return -ENOSYS;
+    threads_ready = true;
+    for (unsigned i = 0; i < n; i++) {
+        struct px_worker *w = &d->workers[i];
+        w->index = i;
+        w->daemon = d;
+        kf_list_init(&w->tunnels);
+        kf_list_init(&w->cmds);
+        pthread_mutex_init(&w->cmd_lock, NULL);
+        w->base = event_base_new();
+        if (!w->base)
+            return -ENOMEM;
+        w->cmd_ev = event_new(w->base, -1, EV_PERSIST, on_cmd, w);
+        if (!w->cmd_ev)
+            return -ENOMEM;
+        event_add(w->cmd_ev, NULL);
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0)
+            return -rc;
+        d->n_workers = i + 1;
+    }
+    return 0;
+}
+
+void px_workers_join(struct px_daemon *d)
+{
+    for (unsigned i = 0; i < d->n_workers; i++) {
+        struct px_worker *w = &d->workers[i];
+        px_worker_send(w, PX_CMD_EXIT, NULL);
+        pthread_join(w->thread, NULL);
+        on_cmd(-1, 0, w); /* free what arrived after the exit command */
+        px_worker_stop_listening(w);
+        free(w->slots);
+        w->slots = NULL;
+        w->n_slots = 0;
+        if (w->gen)
+            px_generation_release(w->gen);
+        w->gen = NULL;
+        px_bufs_free(w);
+        event_free(w->cmd_ev);
+        event_base_free(w->base);
+        pthread_mutex_destroy(&w->cmd_lock);
+    }
+}
+
+uint64_t px_workers_active_tunnels(struct px_daemon *d)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < d->n_workers; i++)
+        n += atomic_load_explicit(&d->workers[i].stats.tunnels_active, memory_order_relaxed);
+    return n;
+}
