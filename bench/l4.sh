@@ -17,6 +17,7 @@ command -v haproxy >/dev/null && command -v wrk >/dev/null || { echo "needs hapr
 [ -x "$KFRONT" ] || { echo "build kfront first (ninja -C build)"; exit 1; }
 
 W=$(mktemp -d /tmp/kfront-bench-XXXX)
+chmod 755 "$W"   # nginx workers run unprivileged and must read the files
 trap 'kill $(cat $W/*.pid 2>/dev/null) 2>/dev/null; nginx -p $W -c $W/nginx.conf -s stop 2>/dev/null; rm -rf $W' EXIT
 BASE=${BASE_PORT:-27000}
 B1=$((BASE+1)); B2=$((BASE+2)); B3=$((BASE+3)); T1=$((BASE+11)); T2=$((BASE+12)); T3=$((BASE+13))
@@ -43,7 +44,7 @@ nginx -p $W -c $W/nginx.conf
 
 cat > $W/haproxy.cfg <<HAP
 global
-  maxconn 50000
+  maxconn 8000
   nbthread $THREADS
 defaults
   mode tcp
@@ -76,7 +77,11 @@ sed -e "s/:$HA\$/:$KF/" -e "s/:$HAT\$/:$KFT/" $W/haproxy.cfg > $W/kfront-haproxy
 "$KFRONT" --haproxy-config $W/kfront-haproxy.cfg --workers $THREADS --admin-listen 127.0.0.1:$KFA \
   --log-level warn 2>$W/kfront.log & echo $! > $W/kfront.pid
 for _ in $(seq 50); do curl -sf http://127.0.0.1:$KFA/readyz >/dev/null && break; sleep 0.1; done
-curl -sf http://127.0.0.1:$HA/obj4k >/dev/null && curl -sf http://127.0.0.1:$KF/obj4k >/dev/null
+chmod 644 $W/obj4k $W/big8m
+for p in $HA $KF; do
+  [ "$(curl -s -o /dev/null -w '%{size_download}' http://127.0.0.1:$p/big8m)" = 8388608 ] ||
+    { echo "backend check through port $p failed"; exit 1; }
+done
 
 run_wrk() { # url extra-args... -> "rps p50_ms p99_ms"
   local url=$1; shift

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ static int bind_one(const struct sockaddr_storage *ss, socklen_t len)
         return -errno;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    px_socket_tune(fd);            /* accepted sockets inherit these: no syscalls per connection */
     if (ss->ss_family == AF_INET6) /* "[::]:6443" and "0.0.0.0:6443" can both be listed */
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 4096) < 0) {
@@ -44,6 +46,18 @@ static int bind_one(const struct sockaddr_storage *ss, socklen_t len)
         return -err;
     }
     return fd;
+}
+
+/* Keepalive finds dead peers of quiet watches without an inactivity timeout. */
+void px_socket_tune(int fd)
+{
+    int one = 1, idle = 30, intvl = 10, cnt = 3;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
 void px_listener_release(struct px_listener *l)

@@ -151,6 +151,7 @@ struct px_generation *px_generation_build(struct px_daemon *d, struct config *cf
 void px_generation_retain(struct px_generation *gen);
 void px_generation_release(struct px_generation *gen);
 void px_listener_release(struct px_listener *listener);
+void px_socket_tune(int fd);
 
 /* worker.c */
 int px_workers_start(struct px_daemon *d, unsigned n);

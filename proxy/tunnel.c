@@ -130,18 +130,6 @@ void px_bufs_free(struct px_worker *w)
 
 /* ---- sockets ----------------------------------------------------------------------- */
 
-/* Keepalive finds dead peers of quiet watches without an inactivity timeout. */
-static void socket_tune(int fd)
-{
-    int one = 1, idle = 30, intvl = 10, cnt = 3;
-
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-}
-
 /* ---- timeouts ----------------------------------------------------------------------- */
 
 static uint64_t deadline_after(uint64_t since, uint32_t ms)
@@ -399,7 +387,7 @@ static void tunnel_established(struct px_tunnel *t)
 {
     tunnel_set_state(t, TUNNEL_ESTABLISHED);
     lb_server_report_connect(t->server, true, kf_now_us() - t->connect_started_us);
-    socket_tune(t->server_fd);
+    px_socket_tune(t->server_fd);
     dir_init(t, &t->c2s, t->client_fd, t->server_fd);
     dir_init(t, &t->s2c, t->server_fd, t->client_fd);
     event_add(&t->c2s.rev, NULL);
@@ -507,7 +495,6 @@ void px_tunnel_start(struct px_worker *w, int client_fd, const struct px_binding
     t->max_tries = 1 + lb_pool_connect_retries(t->pool);
     if (t->max_tries > PX_MAX_CONNECT_TRIES)
         t->max_tries = PX_MAX_CONNECT_TRIES;
-    socket_tune(client_fd);
     evtimer_assign(&t->timer, w->base, on_timer, t);
     kf_list_insert_tail(&w->tunnels, &t->link);
     atomic_fetch_add_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);

@@ -81,6 +81,23 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/*
+ * The changelist merges the add/del pairs a tunnel makes within one loop pass
+ * into one epoll_ctl; it is safe because kfront never dup()s a socket.
+ */
+static struct event_base *worker_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *base;
+
+    if (!cfg)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 int px_workers_start(struct px_daemon *d, unsigned n)
 {
     static bool threads_ready;
@@ -95,7 +112,7 @@ int px_workers_start(struct px_daemon *d, unsigned n)
         kf_list_init(&w->tunnels);
         kf_list_init(&w->cmds);
         pthread_mutex_init(&w->cmd_lock, NULL);
-        w->base = event_base_new();
+        w->base = worker_base_new();
         if (!w->base)
             return -ENOMEM;
         w->cmd_ev = event_new(w->base, -1, EV_PERSIST, on_cmd, w);
