@@ -18,7 +18,7 @@ command -v haproxy >/dev/null && command -v wrk >/dev/null || { echo "needs hapr
 
 W=$(mktemp -d /tmp/kfront-bench-XXXX)
 chmod 755 "$W"   # nginx workers run unprivileged and must read the files
-trap 'kill $(cat $W/*.pid 2>/dev/null) 2>/dev/null; nginx -p $W -c $W/nginx.conf -s stop 2>/dev/null; rm -rf $W' EXIT
+trap 'kill $(cat $W/*.pid 2>/dev/null) 2>/dev/null; nginx -p $W -c $W/nginx.conf -s stop 2>/dev/null; rm -rf $W; true' EXIT
 BASE=${BASE_PORT:-27000}
 B1=$((BASE+1)); B2=$((BASE+2)); B3=$((BASE+3)); T1=$((BASE+11)); T2=$((BASE+12)); T3=$((BASE+13))
 HA=$((BASE+20)); HAT=$((BASE+21)); KF=$((BASE+30)); KFT=$((BASE+31)); KFA=$((BASE+39))
@@ -97,8 +97,10 @@ print(rps, lat["50"], lat["99"], tr.group(1) + tr.group(2))'
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+ONLY=${ONLY:-}   # e.g. ONLY=stream runs only the scenarios whose name contains "stream"
 scenario() { # name path scheme extra-args...
   local name=$1 path=$2 scheme=$3; shift 3
+  [[ -z "$ONLY" || "$name" == *"$ONLY"* ]] || return 0
   local hp kp
   if [ "$scheme" = https ]; then hp=$HAT; kp=$KFT; else hp=$HA; kp=$KF; fi
   : > $W/h; : > $W/k
