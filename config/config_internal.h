@@ -109,6 +109,8 @@ struct hp_proxy {
     int chk_status;
     struct hp_srvopts defsrv;
     struct config_loc stats_loc; /* a stats directive: the section may be a stats page */
+    struct config_loc http_only_loc; /* an option that only acts in mode http (forwardfor) */
+    const char *http_only;
     /* frontend side */
     const char **listen;
     struct config_loc *listen_locs;

@@ -450,6 +450,32 @@ static void d_default_backend(struct hp_ctx *c, const struct hp_line *l)
 
 /* ---- options ---------------------------------------------------------------------------- */
 
+/* forwardfor only acts in mode http, which is known when the proxy ends. */
+static void o_http_only(struct hp_ctx *c, const struct hp_line *l)
+{
+    if (c->cur.http_only_loc.line)
+        return;
+    c->cur.http_only = hp_strdup(c, l->argv[1]);
+    c->cur.http_only_loc = (struct config_loc){l->lineno, l->col[1]};
+}
+
+static void check_http_only(struct hp_ctx *c)
+{
+    const struct hp_proxy *p = &c->cur;
+
+    if (!p->http_only_loc.line)
+        return;
+    if (p->mode == CONFIG_MODE_HTTP)
+        config_diags_add(c->diags, CONFIG_ERROR, c->file, p->http_only_loc,
+                         "option %s is not supported for '%s' (mode http): kfront's http mode "
+                         "sets its own request headers",
+                         p->http_only, p->name);
+    else
+        config_diags_add(c->diags, CONFIG_WARNING, c->file, p->http_only_loc,
+                         "ignored: option %s does nothing for '%s' (mode tcp)", p->http_only,
+                         p->name);
+}
+
 static const struct hp_directive options[] = {
     {"tcplog", HP_PROXY, NULL, "kfront logs connections its own way"},
     {"httplog", HP_PROXY, NULL, "kfront logs requests its own way"},
@@ -468,6 +494,7 @@ static const struct hp_directive options[] = {
     {"http-server-close", HP_PROXY, NULL, "kfront manages HTTP connections itself"},
     {"http-keep-alive", HP_PROXY, NULL, "kfront manages HTTP connections itself"},
     {"httpclose", HP_PROXY, NULL, "kfront manages HTTP connections itself"},
+    {"forwardfor", HP_PROXY, o_http_only, NULL},
     {"tcp-check", HP_BE, hp_option_tcp_check, NULL},
     {"httpchk", HP_BE, hp_option_httpchk, NULL},
     {"ssl-hello-chk", HP_BE, hp_option_ssl_hello, NULL},
@@ -618,6 +645,11 @@ static void finish_frontend(struct hp_ctx *c)
     if (!fe->backend)
         config_diags_add(c->diags, CONFIG_ERROR, c->file, p->loc,
                          "frontend '%s' has no default_backend", p->name);
+    if (fe->mode == CONFIG_MODE_HTTP)
+        config_diags_add(c->diags, CONFIG_WARNING, c->file, p->loc,
+                         "'%s' is mode http: haproxy speaks plain HTTP there, kfront's http mode "
+                         "terminates TLS; check it before use",
+                         p->name);
     merge_timeout(c, HP_T_CLIENT);
 }
 
@@ -631,6 +663,8 @@ static void finish_section(struct hp_ctx *c)
                          "ignored: '%s' only serves haproxy statistics", p->name);
         return;
     }
+    if (c->section & (HP_FRONTEND | HP_BACKEND | HP_LISTEN))
+        check_http_only(c);
     if (c->section & (HP_FRONTEND | HP_LISTEN))
         finish_frontend(c);
     if (c->section & (HP_BACKEND | HP_LISTEN)) {

@@ -1,0 +1,82 @@
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct config_diags test_diags;
+
+struct config *parse_yaml(const char *text)
+{
+    struct config *cfg = NULL;
+    int rc = config_parse_yaml("kfront.yaml", text, strlen(text), &cfg, &test_diags);
+
+    cr_assert_eq(rc == 0, cfg != NULL, "rc %d must agree with the config pointer", rc);
+    cr_assert_eq(rc == 0, test_diags.n_errors == 0, "rc %d with %zu errors", rc,
+                 test_diags.n_errors);
+    return cfg;
+}
+
+struct config *parse_haproxy(const char *text)
+{
+    struct config *cfg = NULL;
+    int rc = config_parse_haproxy("haproxy.cfg", text, strlen(text), &cfg, &test_diags);
+
+    cr_assert_eq(rc == 0, cfg != NULL, "rc %d must agree with the config pointer", rc);
+    cr_assert_eq(rc == 0, test_diags.n_errors == 0, "rc %d with %zu errors", rc,
+                 test_diags.n_errors);
+    return cfg;
+}
+
+char *diags_text(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    cr_assert_not_null(f);
+    config_diags_print(&test_diags, f);
+    fclose(f);
+    return buf;
+}
+
+const char *diag(size_t i)
+{
+    static char line[1024];
+    struct config_diags one = {.n = 1};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    if (i >= test_diags.n)
+        return "(no such diagnostic)";
+    one.items[0] = test_diags.items[i];
+    f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    config_diags_print(&one, f);
+    fclose(f);
+    snprintf(line, sizeof(line), "%.*s", (int)(len && buf[len - 1] == '\n' ? len - 1 : len), buf);
+    free(buf);
+    return line;
+}
+
+bool has_diag(const char *line)
+{
+    for (size_t i = 0; i < test_diags.n; i++)
+        if (strcmp(diag(i), line) == 0)
+            return true;
+    return false;
+}
+
+char *print_yaml(const struct config *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    cr_assert_not_null(f);
+    cr_assert_eq(config_print_yaml(cfg, f), 0);
+    fclose(f);
+    return buf;
+}
