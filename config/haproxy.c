@@ -330,10 +330,6 @@ static void d_mode(struct hp_ctx *c, const struct hp_line *l)
         return;
     }
     c->cur.mode = (enum config_mode)i;
-    if (c->cur.mode == CONFIG_MODE_HTTP && c->section != HP_BACKEND)
-        hp_warn(c, l, 1,
-                "mode http: haproxy speaks plain HTTP here, kfront's http mode "
-                "terminates TLS; check the frontend before use");
 }
 
 static void d_timeout(struct hp_ctx *c, const struct hp_line *l)
@@ -463,8 +459,10 @@ static void check_http_only(struct hp_ctx *c)
 {
     const struct hp_proxy *p = &c->cur;
 
-    if (!p->http_only_loc.line)
+    /* Inherited from defaults it would be reported once per proxy. */
+    if (!p->http_only_loc.line || p->http_only_loc.line == c->http_only_reported)
         return;
+    c->http_only_reported = p->http_only_loc.line;
     if (p->mode == CONFIG_MODE_HTTP)
         config_diags_add(c->diags, CONFIG_ERROR, c->file, p->http_only_loc,
                          "option %s is not supported for '%s' (mode http): kfront's http mode "

@@ -7,6 +7,23 @@
 
 struct config_diags test_diags;
 
+const char masters_cfg[] = "global\n"
+                           "  maxconn 50000\n"
+                           "defaults\n"
+                           "  mode tcp\n"
+                           "  timeout connect 5000ms\n"
+                           "  timeout client 50000ms\n"
+                           "  timeout server 50000ms\n"
+                           "frontend kube-apiserver\n"
+                           "  bind *:6443\n"
+                           "  default_backend kube-apiserver-backend\n"
+                           "backend kube-apiserver-backend\n"
+                           "  balance roundrobin\n"
+                           "  option tcp-check\n"
+                           "  server master1 10.0.1.10:6443 check inter 2000 rise 2 fall 3\n"
+                           "  server master2 10.0.1.11:6443 check inter 2000 rise 2 fall 3\n"
+                           "  server master3 10.0.1.12:6443 check inter 2000 rise 2 fall 3\n";
+
 struct config *parse_yaml(const char *text)
 {
     struct config *cfg = NULL;

@@ -19,6 +19,9 @@ const char *diag(size_t i);
 /* Whether any diagnostic of the last parse formats exactly as line. */
 bool has_diag(const char *line);
 
+/* The haproxy.cfg of the mission: 3 masters behind mode tcp, roundrobin, tcp checks. */
+extern const char masters_cfg[];
+
 /* cfg printed as YAML (malloc'd). */
 char *print_yaml(const struct config *cfg);
 

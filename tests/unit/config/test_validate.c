@@ -37,7 +37,8 @@ Test(validate, backend_must_exist)
 
 Test(validate, at_least_one_frontend)
 {
-    expect_errors(YAML_HEAD "backends: [{name: be, servers: [{name: m1, address: \"10.0.0.1:1\"}]}]\n",
+    expect_errors(YAML_HEAD
+                  "backends: [{name: be, servers: [{name: m1, address: \"10.0.0.1:1\"}]}]\n",
                   "kfront.yaml:3:12: warning: backends[0].name: backend \"be\" is not used by any "
                   "frontend\n"
                   "kfront.yaml: error: frontends: at least one frontend is required\n");
@@ -76,33 +77,35 @@ Test(validate, listen_addresses)
                   "kfront.yaml:5:76: error: frontends[0].listen[4]: \"10.0.0.1\": missing :PORT\n"
                   "kfront.yaml:5:88: error: frontends[0].listen[5]: \"127.0.0.1:9445\" is also the "
                   "admin listen address\n");
-    expect_errors(FE_BE("[]", "be") ONE_SERVER,
-                  "kfront.yaml:4:5: error: frontends[0].listen: at least one address is required\n");
+    expect_errors(
+        FE_BE("[]", "be") ONE_SERVER,
+        "kfront.yaml:4:5: error: frontends[0].listen: at least one address is required\n");
 }
 
 Test(validate, server_addresses)
 {
-    expect_errors(FE_BE("[\"0.0.0.0:6443\"]", "be") "    servers:\n"
-                                                     "      - {name: a, address: \"m1.example.com:6443\"}\n"
-                                                     "      - {name: b, address: \"-bad.example:6443\"}\n"
-                                                     "      - {name: c, address: \"fd00::1:6443\"}\n"
-                                                     "      - {name: d, address: \"0.0.0.0:6443\"}\n"
-                                                     "      - {name: e, address: \"10.0.0.1:70000\"}\n"
-                                                     "      - {name: f, address: \"300.1.1.1:6443\"}\n"
-                                                     "      - {name: g, address: \"[fd00::zz]:6443\"}\n"
-                                                     "      - {name: h, address: \"[fd00::1]:6443\"}\n",
-                  "kfront.yaml:11:28: error: backends[0].servers[1].address: \"-bad.example:6443\": "
-                  "host is neither an IP address nor a valid host name\n"
-                  "kfront.yaml:12:28: error: backends[0].servers[2].address: \"fd00::1:6443\": an "
-                  "IPv6 address must be in brackets, as in [fd00::1]:6443\n"
-                  "kfront.yaml:13:28: error: backends[0].servers[3].address: \"0.0.0.0:6443\": a "
-                  "server cannot be a wildcard address\n"
-                  "kfront.yaml:14:28: error: backends[0].servers[4].address: \"10.0.0.1:70000\": "
-                  "port must be a number from 1 to 65535\n"
-                  "kfront.yaml:15:28: error: backends[0].servers[5].address: \"300.1.1.1:6443\": "
-                  "host is neither an IP address nor a valid host name\n"
-                  "kfront.yaml:16:28: error: backends[0].servers[6].address: \"[fd00::zz]:6443\": "
-                  "not a valid [IPv6]:PORT address\n");
+    expect_errors(
+        FE_BE("[\"0.0.0.0:6443\"]", "be") "    servers:\n"
+                                          "      - {name: a, address: \"m1.example.com:6443\"}\n"
+                                          "      - {name: b, address: \"-bad.example:6443\"}\n"
+                                          "      - {name: c, address: \"fd00::1:6443\"}\n"
+                                          "      - {name: d, address: \"0.0.0.0:6443\"}\n"
+                                          "      - {name: e, address: \"10.0.0.1:70000\"}\n"
+                                          "      - {name: f, address: \"300.1.1.1:6443\"}\n"
+                                          "      - {name: g, address: \"[fd00::zz]:6443\"}\n"
+                                          "      - {name: h, address: \"[fd00::1]:6443\"}\n",
+        "kfront.yaml:11:28: error: backends[0].servers[1].address: \"-bad.example:6443\": "
+        "host is neither an IP address nor a valid host name\n"
+        "kfront.yaml:12:28: error: backends[0].servers[2].address: \"fd00::1:6443\": an "
+        "IPv6 address must be in brackets, as in [fd00::1]:6443\n"
+        "kfront.yaml:13:28: error: backends[0].servers[3].address: \"0.0.0.0:6443\": a "
+        "server cannot be a wildcard address\n"
+        "kfront.yaml:14:28: error: backends[0].servers[4].address: \"10.0.0.1:70000\": "
+        "port must be a number from 1 to 65535\n"
+        "kfront.yaml:15:28: error: backends[0].servers[5].address: \"300.1.1.1:6443\": "
+        "host is neither an IP address nor a valid host name\n"
+        "kfront.yaml:16:28: error: backends[0].servers[6].address: \"[fd00::zz]:6443\": "
+        "not a valid [IPv6]:PORT address\n");
 }
 
 Test(validate, backend_needs_servers)
@@ -114,12 +117,12 @@ Test(validate, backend_needs_servers)
 Test(validate, tls_settings)
 {
     expect_errors(FE_BE("[\"0.0.0.0:6443\"]", "be") "    healthCheck:\n"
-                                                     "      type: https\n"
-                                                     "      tls: {certFile: /c.crt}\n" ONE_SERVER,
+                                                    "      type: https\n"
+                                                    "      tls: {certFile: /c.crt}\n" ONE_SERVER,
                   "kfront.yaml:11:12: error: backends[0].healthCheck.tls: certFile requires "
                   "keyFile\n");
     expect_errors(FE_BE("[\"0.0.0.0:6443\"]", "be") "    healthCheck:\n"
-                                                     "      tls: {keyFile: /c.key}\n" ONE_SERVER,
+                                                    "      tls: {keyFile: /c.key}\n" ONE_SERVER,
                   "kfront.yaml:10:12: error: backends[0].healthCheck.tls: keyFile requires "
                   "certFile\n"
                   "kfront.yaml:10:12: warning: backends[0].healthCheck.tls: has no effect with a "
@@ -128,21 +131,23 @@ Test(validate, tls_settings)
 
 Test(validate, warnings_do_not_refuse_the_config)
 {
-    struct config *cfg = parse_yaml(
-        FE_BE("[\"0.0.0.0:6443\"]", "be") "    balance: local-first\n"
-                                         "    healthCheck:\n"
-                                         "      type: tls\n"
-                                         "      interval: 1s\n"
-                                         "      timeout: 2s\n"
-                                         "      tls: {caFile: /ca, insecureSkipVerify: true}\n"
-                                         "    servers: [{name: m1, address: \"10.0.0.1:1\", weight: 0}]\n"
-                                         "maxConnections: 10\n"
-                                         "frontends: [{name: fe, listen: \"0.0.0.0:1\", backend: be,\n"
-                                         "             maxConnections: 20}]\n");
+    struct config *cfg =
+        parse_yaml(FE_BE("[\"0.0.0.0:6443\"]",
+                         "be") "    balance: local-first\n"
+                               "    healthCheck:\n"
+                               "      type: tls\n"
+                               "      interval: 1s\n"
+                               "      timeout: 2s\n"
+                               "      tls: {caFile: /ca, insecureSkipVerify: true}\n"
+                               "    servers: [{name: m1, address: \"10.0.0.1:1\", weight: 0}]\n"
+                               "maxConnections: 10\n"
+                               "frontends: [{name: fe, listen: \"0.0.0.0:1\", backend: be,\n"
+                               "             maxConnections: 20}]\n");
     char *got;
 
     cr_assert_null(cfg, "frontends is given twice");
-    cr_expect_str_eq(diag(0), "kfront.yaml:17:1: error: frontends: duplicate key (first set at 3:1)");
+    cr_expect_str_eq(diag(0),
+                     "kfront.yaml:17:1: error: frontends: duplicate key (first set at 3:1)");
     cfg = parse_yaml(YAML_HEAD "maxConnections: 10\n"
                                "frontends: [{name: fe, listen: \"0.0.0.0:1\", backend: be,\n"
                                "             maxConnections: 20}]\n"
@@ -157,16 +162,17 @@ Test(validate, warnings_do_not_refuse_the_config)
                                "    servers: [{name: m1, address: \"10.0.0.1:1\", weight: 0}]\n");
     cr_assert_not_null(cfg, "%s", diags_text());
     got = diags_text();
-    cr_expect_str_eq(got, "kfront.yaml:4:13: warning: frontends[0].maxConnections: 20 is above the "
-                          "global maxConnections 10, which still applies\n"
-                          "kfront.yaml:7:5: warning: backends[0].servers: no server can take "
-                          "connections (all have weight 0 or are not active)\n"
-                          "kfront.yaml:7:5: warning: backends[0].balance: local-first but no server "
-                          "has local: true; works as roundrobin\n"
-                          "kfront.yaml:10:7: warning: backends[0].healthCheck: timeout (2000 ms) is "
-                          "longer than interval (1000 ms)\n"
-                          "kfront.yaml:13:12: warning: backends[0].healthCheck.tls: caFile is not "
-                          "used when insecureSkipVerify is true\n");
+    cr_expect_str_eq(got,
+                     "kfront.yaml:4:13: warning: frontends[0].maxConnections: 20 is above the "
+                     "global maxConnections 10, which still applies\n"
+                     "kfront.yaml:7:5: warning: backends[0].servers: no server can take "
+                     "connections (all have weight 0 or are not active)\n"
+                     "kfront.yaml:7:5: warning: backends[0].balance: local-first but no server "
+                     "has local: true; works as roundrobin\n"
+                     "kfront.yaml:10:7: warning: backends[0].healthCheck: timeout (2000 ms) is "
+                     "longer than interval (1000 ms)\n"
+                     "kfront.yaml:13:12: warning: backends[0].healthCheck.tls: caFile is not "
+                     "used when insecureSkipVerify is true\n");
     cr_expect_eq(test_diags.n_errors, 0);
     free(got);
     config_free(cfg);

@@ -215,11 +215,12 @@ Test(yaml, anchors_and_aliases_are_resolved)
 Test(yaml, booleans_in_the_yaml_1_2_spellings)
 {
     struct config *cfg = parse_yaml(
-        YAML_HEAD "frontends: [{name: a, listen: \"0.0.0.0:1\", backend: be}]\n"
-                  "backends:\n"
-                  "  - name: be\n"
-                  "    servers: [{name: m1, address: \"10.0.0.1:6443\", backup: True, check: FALSE},\n"
-                  "              {name: m2, address: \"10.0.0.2:6443\"}]\n");
+        YAML_HEAD
+        "frontends: [{name: a, listen: \"0.0.0.0:1\", backend: be}]\n"
+        "backends:\n"
+        "  - name: be\n"
+        "    servers: [{name: m1, address: \"10.0.0.1:6443\", backup: True, check: FALSE},\n"
+        "              {name: m2, address: \"10.0.0.2:6443\"}]\n");
 
     cr_assert_not_null(cfg, "%s", diags_text());
     cr_expect(cfg->backends[0].servers[0].backup);

@@ -30,8 +30,9 @@ Test(yaml_errors, wrong_scalar_values)
     expect_only(YAML_MIN "workers: 2000\n",
                 "kfront.yaml:12:10: error: workers: expected an integer from 0 to 1024, got "
                 "\"2000\"\n");
-    expect_only(YAML_MIN "maxConnections: 0\n",
-                "kfront.yaml:12:17: error: maxConnections: expected a positive integer, got \"0\"\n");
+    expect_only(
+        YAML_MIN "maxConnections: 0\n",
+        "kfront.yaml:12:17: error: maxConnections: expected a positive integer, got \"0\"\n");
     expect_only(YAML_MIN "maxConnections: 99999999999\n",
                 "kfront.yaml:12:17: error: maxConnections: expected a positive integer, got "
                 "\"99999999999\"\n");
@@ -106,9 +107,10 @@ Test(yaml_errors, nested_values)
 
 Test(yaml_errors, api_version_and_kind)
 {
-    expect_only("apiVersion: v1\nkind: ConfigMap\n",
-                "kfront.yaml:1:13: error: apiVersion: expected \"kfront.io/v1alpha1\", got \"v1\"\n"
-                "kfront.yaml:2:7: error: kind: expected \"KfrontConfiguration\", got \"ConfigMap\"\n");
+    expect_only(
+        "apiVersion: v1\nkind: ConfigMap\n",
+        "kfront.yaml:1:13: error: apiVersion: expected \"kfront.io/v1alpha1\", got \"v1\"\n"
+        "kfront.yaml:2:7: error: kind: expected \"KfrontConfiguration\", got \"ConfigMap\"\n");
     expect_only("kind: KfrontConfiguration\nworkers: 1\n",
                 "kfront.yaml:1:1: error: missing required key \"apiVersion\"\n");
 }
@@ -192,8 +194,9 @@ Test(yaml_errors, syntax_errors)
 
 Test(yaml_errors, empty_and_multiple_documents)
 {
-    static const char empty[] = "kfront.yaml:1:1: error: empty configuration: expected a mapping "
-                                "with apiVersion: kfront.io/v1alpha1 and kind: KfrontConfiguration\n";
+    static const char empty[] =
+        "kfront.yaml:1:1: error: empty configuration: expected a mapping "
+        "with apiVersion: kfront.io/v1alpha1 and kind: KfrontConfiguration\n";
 
     expect_only("", empty);
     expect_only("# nothing but a comment\n\n", empty);
@@ -229,9 +232,10 @@ Test(yaml_errors, alias_expansion_is_bounded)
 {
     /* 400 backends that each list the same 400 servers: 160,000 mappings from a small file */
     char *text = malloc(65536);
-    size_t o = (size_t)sprintf(text, "%s", YAML_HEAD "x: &s {name: s, address: \"10.0.0.1:1\"}\n"
-                                                     "backends:\n  - &b\n    name: b\n"
-                                                     "    servers: [");
+    size_t o = (size_t)sprintf(text, "%s",
+                               YAML_HEAD "x: &s {name: s, address: \"10.0.0.1:1\"}\n"
+                                         "backends:\n  - &b\n    name: b\n"
+                                         "    servers: [");
     for (int i = 0; i < 400; i++)
         o += (size_t)sprintf(text + o, "%s*s", i ? ", " : "");
     o += (size_t)sprintf(text + o, "]\n");
