@@ -140,6 +140,8 @@ struct hp_ctx {
     struct hp_line line; /* the line being read */
 };
 
+/* Split one line into words as haproxy does; false after reporting an error. */
+bool hp_split_words(struct hp_ctx *c, const char *s, size_t len, struct hp_line *l);
 void hp_error(struct hp_ctx *c, const struct hp_line *l, size_t arg, const char *fmt, ...)
     KF_PRINTF(4, 5);
 void hp_warn(struct hp_ctx *c, const struct hp_line *l, size_t arg, const char *fmt, ...)

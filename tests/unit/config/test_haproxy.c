@@ -404,6 +404,10 @@ Test(haproxy, check_types)
         cr_assert_not_null(cfg, "case %zu: %s", i, diags_text());
         cr_expect_eq(cfg->backends[0].check.type, cases[i].type, "case %zu", i);
         cr_expect_str_eq(cfg->backends[0].check.path, cases[i].path, "case %zu", i);
+        /* without check-ssl nothing asks for verification: ssl-hello-chk only wants a hello */
+        cr_expect_eq(cfg->backends[0].check.tls.insecure_skip_verify,
+                     strstr(cases[i].lines, "verify none") || strstr(cases[i].lines, "hello"),
+                     "case %zu", i);
         config_free(cfg);
     }
 }
