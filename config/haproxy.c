@@ -95,6 +95,20 @@ static void d_mode(struct hp_ctx *c, const struct hp_line *l)
     c->cur.mode = (enum config_mode)i;
 }
 
+/* haproxy takes the client timeout from frontends and the others from backends. */
+static bool timeout_unused(struct hp_ctx *c, const struct hp_line *l, int t)
+{
+    char where[128];
+    bool client = t == HP_T_CLIENT;
+
+    if ((c->section == HP_FRONTEND && !client) || (c->section == HP_BACKEND && client)) {
+        hp_warn(c, l, 1, "ignored: 'timeout %s' %s (haproxy only uses it in %ss)", l->argv[1],
+                hp_where(c, where, sizeof(where)), client ? "frontend" : "backend");
+        return true;
+    }
+    return false;
+}
+
 static void d_timeout(struct hp_ctx *c, const struct hp_line *l)
 {
     static const struct {
@@ -128,7 +142,7 @@ static void d_timeout(struct hp_ctx *c, const struct hp_line *l)
                     hp_where(c, where, sizeof(where)), names[i].why);
         } else if (l->argc > 3) {
             hp_error(c, l, 3, "unexpected '%s' after the time", l->argv[3]);
-        } else if (hp_time(c, l, 2, &ms)) {
+        } else if (hp_time(c, l, 2, &ms) && !timeout_unused(c, l, names[i].t)) {
             c->cur.timeout[names[i].t] = ms;
             c->cur.timeout_loc[names[i].t] = (struct config_loc){l->lineno, l->col[0]};
         }
@@ -398,6 +412,11 @@ static void finish_frontend(struct hp_ctx *c)
     fe->listen = p->listen;
     fe->listen_locs = p->listen_locs;
     fe->n_listen = p->n_listen;
+    if (p->kind == HP_LISTEN && p->default_backend)
+        config_diags_add(c->diags, CONFIG_ERROR, c->file, p->backend_loc,
+                         "default_backend in listen '%s' is not supported: a listen section uses "
+                         "its own servers",
+                         p->name);
     fe->backend = p->kind == HP_LISTEN ? p->name : p->default_backend;
     fe->backend_loc = p->kind == HP_LISTEN ? p->loc : p->backend_loc;
     if (p->n_listen == 0)

@@ -518,3 +518,31 @@ Test(haproxy, load_a_missing_file)
     cr_expect_null(cfg);
     cr_expect_eq(diags.n_errors, 1);
 }
+
+Test(haproxy, timeouts_where_haproxy_does_not_use_them)
+{
+    struct config *cfg =
+        parse_haproxy("frontend fe\n  bind :6443\n  timeout server 9s\n"
+                      "  timeout client 8s\n  default_backend be\n"
+                      "backend be\n  timeout client 7s\n  timeout connect 6s\n" SRV);
+
+    cr_assert_not_null(cfg, "%s", diags_text());
+    cr_expect_eq(test_diags.n, 2);
+    cr_expect_str_eq(diag(0), "haproxy.cfg:3:11: warning: ignored: 'timeout server' in frontend "
+                              "'fe' (haproxy only uses it in backends)");
+    cr_expect_str_eq(diag(1), "haproxy.cfg:7:11: warning: ignored: 'timeout client' in backend "
+                              "'be' (haproxy only uses it in frontends)");
+    cr_expect_eq(cfg->timeouts.client_ms, 8000);
+    cr_expect_eq(cfg->timeouts.server_ms, 0);
+    cr_expect_eq(cfg->timeouts.connect_ms, 6000);
+    config_free(cfg);
+}
+
+Test(haproxy, listen_with_default_backend)
+{
+    char *got = errors_of("defaults\n  default_backend x\nlisten api\n  bind :6443\n" SRV);
+
+    cr_expect_str_eq(got, "haproxy.cfg:2:19: error: default_backend in listen 'api' is not "
+                          "supported: a listen section uses its own servers\n");
+    free(got);
+}
