@@ -24,10 +24,13 @@ const char masters_cfg[] = "global\n"
                            "  server master2 10.0.1.11:6443 check inter 2000 rise 2 fall 3\n"
                            "  server master3 10.0.1.12:6443 check inter 2000 rise 2 fall 3\n";
 
-struct config *parse_yaml(const char *text)
+typedef int (*parse_fn)(const char *, const char *, size_t, struct config **,
+                        struct config_diags *);
+
+static struct config *parse_with(parse_fn parse, const char *name, const char *text)
 {
     struct config *cfg = NULL;
-    int rc = config_parse_yaml("kfront.yaml", text, strlen(text), &cfg, &test_diags);
+    int rc = parse(name, text, strlen(text), &cfg, &test_diags);
 
     cr_assert_eq(rc == 0, cfg != NULL, "rc %d must agree with the config pointer", rc);
     cr_assert_eq(rc == 0, test_diags.n_errors == 0, "rc %d with %zu errors", rc,
@@ -35,15 +38,14 @@ struct config *parse_yaml(const char *text)
     return cfg;
 }
 
+struct config *parse_yaml(const char *text)
+{
+    return parse_with(config_parse_yaml, "kfront.yaml", text);
+}
+
 struct config *parse_haproxy(const char *text)
 {
-    struct config *cfg = NULL;
-    int rc = config_parse_haproxy("haproxy.cfg", text, strlen(text), &cfg, &test_diags);
-
-    cr_assert_eq(rc == 0, cfg != NULL, "rc %d must agree with the config pointer", rc);
-    cr_assert_eq(rc == 0, test_diags.n_errors == 0, "rc %d with %zu errors", rc,
-                 test_diags.n_errors);
-    return cfg;
+    return parse_with(config_parse_haproxy, "haproxy.cfg", text);
 }
 
 char *diags_text(void)
