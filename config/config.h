@@ -60,6 +60,7 @@ struct config_tls_client {
 };
 
 struct config_check {
+    /* default tcp: a TCP connect, as haproxy's plain "check" */
     enum config_check_type type;
     const char *path;     /* HTTP(S) checks; default "/readyz" */
     int expect_status;    /* HTTP(S) checks; default 200 */

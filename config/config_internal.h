@@ -108,7 +108,9 @@ struct hp_proxy {
     const char *chk_path;
     int chk_status;
     struct hp_srvopts defsrv;
-    struct config_loc stats_loc; /* a stats directive: the section may be a stats page */
+    struct config_loc stats_loc;     /* a stats directive: the section may be a stats page */
+    struct config_loc http_only_loc; /* an option that only acts in mode http (forwardfor) */
+    const char *http_only;
     /* frontend side */
     const char **listen;
     struct config_loc *listen_locs;
@@ -132,11 +134,14 @@ struct hp_ctx {
     uint32_t timeout[HP_T_COUNT]; /* the one value kfront keeps for each */
     struct config_loc timeout_loc[HP_T_COUNT];
     size_t cap_frontends, cap_backends;
-    int verify_default; /* global ssl-server-verify: 0 none, 1 required */
+    int http_only_reported; /* line of the last forwardfor diagnostic */
+    int verify_default;     /* global ssl-server-verify: 0 none, 1 required */
     const char *ca_base, *crt_base;
     struct hp_line line; /* the line being read */
 };
 
+/* Split one line into words as haproxy does; false after reporting an error. */
+bool hp_split_words(struct hp_ctx *c, const char *s, size_t len, struct hp_line *l);
 void hp_error(struct hp_ctx *c, const struct hp_line *l, size_t arg, const char *fmt, ...)
     KF_PRINTF(4, 5);
 void hp_warn(struct hp_ctx *c, const struct hp_line *l, size_t arg, const char *fmt, ...)

@@ -29,243 +29,6 @@ struct hp_directive {
 #define HP_BE    (HP_DEFAULTS | HP_BACKEND | HP_LISTEN)
 #define HP_ANY   (HP_GLOBAL | HP_PROXY)
 
-/* ---- diagnostics and arguments ----------------------------------------------------- */
-
-static void hp_vdiag(struct hp_ctx *c, enum config_severity sev, const struct hp_line *l,
-                     size_t arg, const char *fmt, va_list ap) KF_PRINTF(5, 0);
-
-static void hp_vdiag(struct hp_ctx *c, enum config_severity sev, const struct hp_line *l,
-                     size_t arg, const char *fmt, va_list ap)
-{
-    char msg[400];
-    struct config_loc at = {l->lineno, arg < l->argc ? l->col[arg] : 1};
-
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    config_diags_add(c->diags, sev, c->file, at, "%s", msg);
-}
-
-void hp_error(struct hp_ctx *c, const struct hp_line *l, size_t arg, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    hp_vdiag(c, CONFIG_ERROR, l, arg, fmt, ap);
-    va_end(ap);
-}
-
-void hp_warn(struct hp_ctx *c, const struct hp_line *l, size_t arg, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    hp_vdiag(c, CONFIG_WARNING, l, arg, fmt, ap);
-    va_end(ap);
-}
-
-const char *hp_where(const struct hp_ctx *c, char *buf, size_t size)
-{
-    static const struct {
-        enum hp_kind kind;
-        const char *name;
-    } kinds[] = {{HP_FRONTEND, "frontend"}, {HP_BACKEND, "backend"}, {HP_LISTEN, "listen"}};
-
-    for (size_t i = 0; i < KF_ARRAY_SIZE(kinds); i++)
-        if (c->section == kinds[i].kind) {
-            snprintf(buf, size, "in %s '%s'", kinds[i].name, c->cur.name);
-            return buf;
-        }
-    snprintf(buf, size, "in %s section", c->section == HP_GLOBAL ? "global" : "defaults");
-    return buf;
-}
-
-bool hp_want_args(struct hp_ctx *c, const struct hp_line *l, size_t n, const char *usage)
-{
-    if (l->argc >= n)
-        return true;
-    hp_error(c, l, 0, "'%s' expects %s", l->argv[0], usage);
-    return false;
-}
-
-bool hp_uint(struct hp_ctx *c, const struct hp_line *l, size_t arg, uint32_t min, uint32_t max,
-             uint32_t *out)
-{
-    const char *s = arg < l->argc ? l->argv[arg] : "";
-    uint64_t v = 0;
-
-    for (const char *p = s; *p && v <= UINT32_MAX; p++)
-        v = *p >= '0' && *p <= '9' ? v * 10 + (uint64_t)(*p - '0') : UINT64_MAX;
-    if (*s && v >= min && v <= max) {
-        *out = (uint32_t)v;
-        return true;
-    }
-    hp_error(c, l, arg < l->argc ? arg : 0, "'%s' expects an integer from %u to %u, got '%s'",
-             l->argv[arg < l->argc ? arg - 1 : 0], min, max, s);
-    return false;
-}
-
-/* haproxy times: a number of ms, or with one unit of us, ms, s, m, h or d. */
-static int parse_time(const char *s, uint32_t *out)
-{
-    static const struct {
-        const char *unit;
-        uint64_t num, den; /* ms = value * num / den, rounded up */
-    } units[] = {{"", 1, 1},      {"us", 1, 1000},   {"ms", 1, 1},      {"s", 1000, 1},
-                 {"m", 60000, 1}, {"h", 3600000, 1}, {"d", 86400000, 1}};
-    uint64_t v = 0;
-    const char *p = s;
-
-    for (; *p >= '0' && *p <= '9'; p++)
-        if ((v = v * 10 + (uint64_t)(*p - '0')) > UINT32_MAX)
-            return -ERANGE;
-    if (p == s)
-        return -EINVAL;
-    for (size_t i = 0; i < KF_ARRAY_SIZE(units); i++) {
-        if (strcmp(p, units[i].unit) != 0)
-            continue;
-        v = (v * units[i].num + units[i].den - 1) / units[i].den;
-        if (v > UINT32_MAX)
-            return -ERANGE;
-        *out = (uint32_t)v;
-        return 0;
-    }
-    return -EINVAL;
-}
-
-bool hp_time(struct hp_ctx *c, const struct hp_line *l, size_t arg, uint32_t *out)
-{
-    const char *s = arg < l->argc ? l->argv[arg] : "";
-    int rc = parse_time(s, out);
-
-    if (rc == 0)
-        return true;
-    hp_error(c, l, arg < l->argc ? arg : 0, "'%s' expects %s, got '%s'",
-             l->argv[arg < l->argc ? arg - 1 : 0],
-             rc == -ERANGE ? "a time below 49 days"
-                           : "a time such as 5000 (ms), 5s, 1m (units us, ms, s, m, h, d)",
-             s);
-    return false;
-}
-
-const char *hp_strdup(struct hp_ctx *c, const char *s)
-{
-    char *copy = kf_arena_strdup(c->cfg->arena, s);
-
-    if (!copy)
-        c->oom = true;
-    return copy;
-}
-
-const char *hp_address(struct hp_ctx *c, const char *text)
-{
-    bool v6 = strncmp(text, "ipv6@", 5) == 0;
-    const char *colon, *host;
-    char *out;
-
-    if (v6 || strncmp(text, "ipv4@", 5) == 0)
-        text += 5;
-    colon = strrchr(text, ':');
-    if (text[0] == '[' || !colon)
-        return hp_strdup(c, text);
-    host = memchr(text, ':', (size_t)(colon - text)) ? text : NULL;
-    if (!host && !(v6 && (colon == text || (colon == text + 1 && text[0] == '*'))))
-        return hp_strdup(c, text);
-    /* haproxy writes IPv6 without brackets ("fd00::1:6443", ":::6443"). */
-    if (!host)
-        out = kf_arena_sprintf(c->cfg->arena, "[::]%s", colon);
-    else
-        out = kf_arena_sprintf(c->cfg->arena, "[%.*s]%s", (int)(colon - text), text, colon);
-    if (!out)
-        c->oom = true;
-    return out;
-}
-
-/* ---- words --------------------------------------------------------------------------- */
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
-        return (ch | 0x20) - 'a' + 10;
-    return -1;
-}
-
-/* A backslash escape at s[*i]: \r \n \t \xHH or the next character itself. */
-static int escape(const char *s, size_t len, size_t *i, char *out)
-{
-    char e;
-
-    if (*i + 1 >= len)
-        return -EINVAL;
-    e = s[*i + 1];
-    *i += 2;
-    switch (e) {
-    case 'r':
-        *out = '\r';
-        return 0;
-    case 'n':
-        *out = '\n';
-        return 0;
-    case 't':
-        *out = '\t';
-        return 0;
-    case 'x':
-        if (*i + 2 > len || hexval(s[*i]) < 0 || hexval(s[*i + 1]) < 0)
-            return -EINVAL;
-        *out = (char)(hexval(s[*i]) * 16 + hexval(s[*i + 1]));
-        *i += 2;
-        return 0;
-    default:
-        *out = e;
-        return 0;
-    }
-}
-
-/* Split one line into words as haproxy does; false after reporting an error. */
-static bool split_words(struct hp_ctx *c, const char *s, size_t len, struct hp_line *l)
-{
-    size_t i = 0, o = 0;
-
-    l->argc = 0;
-    for (;;) {
-        char quote = 0;
-
-        while (i < len && (s[i] == ' ' || s[i] == '\t'))
-            i++;
-        if (i >= len || s[i] == '#')
-            return true;
-        if (l->argc == HP_MAX_ARGS) {
-            hp_error(c, l, 0, "more than %d words on one line", HP_MAX_ARGS);
-            return false;
-        }
-        l->col[l->argc] = (int)i + 1;
-        l->argv[l->argc++] = l->buf + o;
-        while (i < len && (quote || (s[i] != ' ' && s[i] != '\t' && s[i] != '#'))) {
-            if (s[i] == '\\' && quote != '\'') {
-                if (escape(s, len, &i, &l->buf[o++]) < 0)
-                    goto bad_escape;
-            } else if (!quote && (s[i] == '"' || s[i] == '\'')) {
-                quote = s[i++];
-            } else if (quote && s[i] == quote) {
-                quote = 0, i++;
-            } else if (quote == '"' && s[i] == '$') {
-                hp_error(c, l, l->argc - 1, "environment variables are not supported");
-                return false;
-            } else {
-                l->buf[o++] = s[i++];
-            }
-        }
-        if (quote) {
-            hp_error(c, l, l->argc - 1, "missing closing %c", quote);
-            return false;
-        }
-        l->buf[o++] = '\0';
-    }
-bad_escape:
-    hp_error(c, l, l->argc - 1, "bad backslash escape");
-    return false;
-}
-
 /* ---- global and common directives ----------------------------------------------------- */
 
 static void d_maxconn(struct hp_ctx *c, const struct hp_line *l)
@@ -330,10 +93,20 @@ static void d_mode(struct hp_ctx *c, const struct hp_line *l)
         return;
     }
     c->cur.mode = (enum config_mode)i;
-    if (c->cur.mode == CONFIG_MODE_HTTP && c->section != HP_BACKEND)
-        hp_warn(c, l, 1,
-                "mode http: haproxy speaks plain HTTP here, kfront's http mode "
-                "terminates TLS; check the frontend before use");
+}
+
+/* haproxy takes the client timeout from frontends and the others from backends. */
+static bool timeout_unused(struct hp_ctx *c, const struct hp_line *l, int t)
+{
+    char where[128];
+    bool client = t == HP_T_CLIENT;
+
+    if ((c->section == HP_FRONTEND && !client) || (c->section == HP_BACKEND && client)) {
+        hp_warn(c, l, 1, "ignored: 'timeout %s' %s (haproxy only uses it in %ss)", l->argv[1],
+                hp_where(c, where, sizeof(where)), client ? "frontend" : "backend");
+        return true;
+    }
+    return false;
 }
 
 static void d_timeout(struct hp_ctx *c, const struct hp_line *l)
@@ -369,7 +142,7 @@ static void d_timeout(struct hp_ctx *c, const struct hp_line *l)
                     hp_where(c, where, sizeof(where)), names[i].why);
         } else if (l->argc > 3) {
             hp_error(c, l, 3, "unexpected '%s' after the time", l->argv[3]);
-        } else if (hp_time(c, l, 2, &ms)) {
+        } else if (hp_time(c, l, 2, &ms) && !timeout_unused(c, l, names[i].t)) {
             c->cur.timeout[names[i].t] = ms;
             c->cur.timeout_loc[names[i].t] = (struct config_loc){l->lineno, l->col[0]};
         }
@@ -450,6 +223,34 @@ static void d_default_backend(struct hp_ctx *c, const struct hp_line *l)
 
 /* ---- options ---------------------------------------------------------------------------- */
 
+/* forwardfor only acts in mode http, which is known when the proxy ends. */
+static void o_http_only(struct hp_ctx *c, const struct hp_line *l)
+{
+    if (c->cur.http_only_loc.line)
+        return;
+    c->cur.http_only = hp_strdup(c, l->argv[1]);
+    c->cur.http_only_loc = (struct config_loc){l->lineno, l->col[1]};
+}
+
+static void check_http_only(struct hp_ctx *c)
+{
+    const struct hp_proxy *p = &c->cur;
+
+    /* Inherited from defaults it would be reported once per proxy. */
+    if (!p->http_only_loc.line || p->http_only_loc.line == c->http_only_reported)
+        return;
+    c->http_only_reported = p->http_only_loc.line;
+    if (p->mode == CONFIG_MODE_HTTP)
+        config_diags_add(c->diags, CONFIG_ERROR, c->file, p->http_only_loc,
+                         "option %s is not supported for '%s' (mode http): kfront's http mode "
+                         "sets its own request headers",
+                         p->http_only, p->name);
+    else
+        config_diags_add(c->diags, CONFIG_WARNING, c->file, p->http_only_loc,
+                         "ignored: option %s does nothing for '%s' (mode tcp)", p->http_only,
+                         p->name);
+}
+
 static const struct hp_directive options[] = {
     {"tcplog", HP_PROXY, NULL, "kfront logs connections its own way"},
     {"httplog", HP_PROXY, NULL, "kfront logs requests its own way"},
@@ -468,6 +269,7 @@ static const struct hp_directive options[] = {
     {"http-server-close", HP_PROXY, NULL, "kfront manages HTTP connections itself"},
     {"http-keep-alive", HP_PROXY, NULL, "kfront manages HTTP connections itself"},
     {"httpclose", HP_PROXY, NULL, "kfront manages HTTP connections itself"},
+    {"forwardfor", HP_PROXY, o_http_only, NULL},
     {"tcp-check", HP_BE, hp_option_tcp_check, NULL},
     {"httpchk", HP_BE, hp_option_httpchk, NULL},
     {"ssl-hello-chk", HP_BE, hp_option_ssl_hello, NULL},
@@ -610,6 +412,11 @@ static void finish_frontend(struct hp_ctx *c)
     fe->listen = p->listen;
     fe->listen_locs = p->listen_locs;
     fe->n_listen = p->n_listen;
+    if (p->kind == HP_LISTEN && p->default_backend)
+        config_diags_add(c->diags, CONFIG_ERROR, c->file, p->backend_loc,
+                         "default_backend in listen '%s' is not supported: a listen section uses "
+                         "its own servers",
+                         p->name);
     fe->backend = p->kind == HP_LISTEN ? p->name : p->default_backend;
     fe->backend_loc = p->kind == HP_LISTEN ? p->loc : p->backend_loc;
     if (p->n_listen == 0)
@@ -618,6 +425,11 @@ static void finish_frontend(struct hp_ctx *c)
     if (!fe->backend)
         config_diags_add(c->diags, CONFIG_ERROR, c->file, p->loc,
                          "frontend '%s' has no default_backend", p->name);
+    if (fe->mode == CONFIG_MODE_HTTP)
+        config_diags_add(c->diags, CONFIG_WARNING, c->file, p->loc,
+                         "'%s' is mode http: haproxy speaks plain HTTP there, kfront's http mode "
+                         "terminates TLS; check it before use",
+                         p->name);
     merge_timeout(c, HP_T_CLIENT);
 }
 
@@ -631,6 +443,8 @@ static void finish_section(struct hp_ctx *c)
                          "ignored: '%s' only serves haproxy statistics", p->name);
         return;
     }
+    if (c->section & (HP_FRONTEND | HP_BACKEND | HP_LISTEN))
+        check_http_only(c);
     if (c->section & (HP_FRONTEND | HP_LISTEN))
         finish_frontend(c);
     if (c->section & (HP_BACKEND | HP_LISTEN)) {
@@ -726,7 +540,7 @@ static void parse_text(struct hp_ctx *c, const char *text, size_t len)
                      n > HP_MAX_LINE ? "line longer than %d bytes"
                                      : "NUL byte in line (limit %d bytes)",
                      HP_MAX_LINE);
-        else if (split_words(c, text + start, n, l) && l->argc > 0)
+        else if (hp_split_words(c, text + start, n, l) && l->argc > 0)
             parse_line(c, l);
         start = end + 1;
     }

@@ -458,6 +458,8 @@ static void resolve_check(struct hp_ctx *c, struct config_backend *be)
         chk->tls.cert_file = chk->tls.key_file = ref->crt; /* haproxy's crt holds both */
         chk->tls.server_name = ref->sni;
         chk->tls.insecure_skip_verify = (ref->verify >= 0 ? ref->verify : c->verify_default) == 0;
+    } else if (chk->type == CONFIG_CHECK_TLS) {
+        chk->tls.insecure_skip_verify = true; /* ssl-hello-chk only wants a ServerHello */
     }
     for (size_t i = 0; i < p->n_servers; i++)
         if (p->sopts[i].check && &p->sopts[i] != ref && check_differs(ref, &p->sopts[i]))
