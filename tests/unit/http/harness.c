@@ -247,9 +247,19 @@ void srv_start(struct srv *s, struct px_server_config *cfg)
     cr_assert_eq(pthread_create(&s->thread, NULL, srv_main, s), 0);
 }
 
+static void srv_break(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
 void srv_stop(struct srv *s)
 {
-    event_base_loopbreak(s->base);
+    static const struct timeval now = {0, 0};
+
+    /* from inside the loop: a loopbreak before the loop starts would be lost */
+    event_base_once(s->base, -1, EV_TIMEOUT, srv_break, s->base, &now);
     pthread_join(s->thread, NULL);
     px_listener_free(s->listener);
     px_server_free(s->server);
@@ -262,6 +272,11 @@ struct px_server_stats srv_stats(struct srv *s)
 
     px_server_get_stats(s->server, &st);
     return st;
+}
+
+bool srv_no_conns(void *srv)
+{
+    return srv_stats(srv).conns_current == 0;
 }
 
 bool wait_for(bool (*pred)(void *), void *arg, int ms)

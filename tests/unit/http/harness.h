@@ -41,6 +41,8 @@ struct srv {
 void srv_start(struct srv *s, struct px_server_config *cfg);
 void srv_stop(struct srv *s);
 struct px_server_stats srv_stats(struct srv *s);
+/* wait_for predicate: the server (a struct srv *) has no connection left. */
+bool srv_no_conns(void *srv);
 /* Poll until pred holds or ms pass. */
 bool wait_for(bool (*pred)(void *), void *arg, int ms);
 bool wait_int(atomic_int *v, int at_least, int ms);
