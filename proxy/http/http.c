@@ -167,6 +167,8 @@ void px_server_free(struct px_server *server)
         }
         while (!kf_list_empty(&l->pending))
             accepting_free((struct px_accepting *)(void *)l->pending.next);
+        /* Deferred bufferevent callbacks hold references: let them run so the frees complete. */
+        event_base_loop(l->base, EVLOOP_NONBLOCK);
         free(l);
     }
     SSL_CTX_free(server->tls);

@@ -119,8 +119,10 @@ struct px_server *px_server_new(const struct px_server_config *cfg);
 
 /**
  * Free the server. Call only when no loop that has its connections is
- * running; connections that are still open are closed without goodbye
- * (their handlers get on_close).
+ * running (and before those event_bases are freed); connections that are
+ * still open are closed without goodbye (their handlers get on_close and must
+ * end their requests there), and each loop is run once, non-blocking, so
+ * libevent can finish freeing them.
  */
 void px_server_free(struct px_server *server);
 

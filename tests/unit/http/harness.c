@@ -145,6 +145,7 @@ static void echo_event(struct bufferevent *bev, short what, void *arg)
     (void)what;
     (void)arg;
     bufferevent_free(bev);
+    atomic_fetch_add(&ts.upgrade_ends, 1);
 }
 
 static void upgraded(struct bufferevent *bev, void *arg)

@@ -23,6 +23,7 @@ struct test_state {
     atomic_int waiting;   /* /big pump currently blocked on backpressure */
     atomic_int ref_frees; /* write_ref cleanups */
     atomic_int upgrades;  /* upgrade callbacks with a live bufferevent */
+    atomic_int upgrade_ends; /* upgraded connections freed by the test */
     atomic_size_t max_pending;
     atomic_size_t big_sent;
     struct px_server *server;

@@ -168,6 +168,7 @@ Test(life, upgrade_hands_over_the_socket)
     cr_expect_eq(atomic_load(&ts.upgrades), 1);
     cr_expect(wait_for(srv_no_conns, &S, 1000), "upgraded connection still counted");
     close(fd);
+    cr_expect(wait_int(&ts.upgrade_ends, 1, 2000));
 }
 
 Test(life, refused_upgrade_closes_so_tunnel_bytes_are_never_parsed)
