@@ -212,7 +212,8 @@ static int h2_submit(struct h2_conn *h, struct h2_stream *s, int status,
 }
 
 /* The server answers a stream itself (413, 431, 400); the handler never sees it. */
-static void h2_reject(struct h2_conn *h, struct h2_stream *s, int status, const char *msg)
+static void h2_reject(struct h2_conn *h, struct h2_stream *s, int status, const char *msg,
+                      bool client_done)
 {
     struct px_headers hdrs = {0};
     size_t len;
@@ -223,7 +224,7 @@ static void h2_reject(struct h2_conn *h, struct h2_stream *s, int status, const 
         PX_DEC(h->base.server, protocol_errors);
         PX_INC(h->base.server, body_too_large);
     }
-    s->rst_after = s->state != H2S_QUEUED; /* the client is still sending */
+    s->rst_after = !client_done; /* stop a client that is still sending */
     h2s_set_state(s, H2S_REJECTED);
     px_headers_add(s->req.arena, &hdrs, "content-type", 12, "application/json", 16, false);
     if (!(s->out = evbuffer_new()) || evbuffer_add(s->out, body, len) < 0 ||
@@ -301,11 +302,11 @@ static void h2_headers_done(struct h2_conn *h, struct h2_stream *s, bool end_str
         req->authority = host;
     req->head_only = strcmp(req->method, "HEAD") == 0;
     if (s->headers_too_large)
-        h2_reject(h, s, 431, "request header fields too large");
+        h2_reject(h, s, 431, "request header fields too large", end_stream);
     else if (strcmp(req->method, "CONNECT") == 0 || (req->path[0] != '/' && strcmp(req->path, "*")))
-        h2_reject(h, s, 400, "invalid request target");
+        h2_reject(h, s, 400, "invalid request target", end_stream);
     else if (cl && strtoull(cl, NULL, 10) > h->base.server->cfg.max_body_bytes)
-        h2_reject(h, s, 413, "request body too large");
+        h2_reject(h, s, 413, "request body too large", end_stream);
     else if (end_stream)
         h2_queue(h, s);
     else
@@ -349,7 +350,7 @@ static int on_data_chunk(nghttp2_session *ngh, uint8_t flags, int32_t id, const 
     if (!req->body && !(req->body = evbuffer_new()))
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (evbuffer_get_length(req->body) + len > h->base.server->cfg.max_body_bytes) {
-        h2_reject(h, s, 413, "request body too large");
+        h2_reject(h, s, 413, "request body too large", false);
         return 0;
     }
     return evbuffer_add(req->body, data, len) < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;

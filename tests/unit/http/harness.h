@@ -18,11 +18,11 @@
 
 /* What the test handler saw and did (written by the server thread). */
 struct test_state {
-    atomic_int closes;    /* on_close callbacks */
-    atomic_int drains;    /* on_drain callbacks */
-    atomic_int waiting;   /* /big pump currently blocked on backpressure */
-    atomic_int ref_frees; /* write_ref cleanups */
-    atomic_int upgrades;  /* upgrade callbacks with a live bufferevent */
+    atomic_int closes;       /* on_close callbacks */
+    atomic_int drains;       /* on_drain callbacks */
+    atomic_int waiting;      /* /big pump currently blocked on backpressure */
+    atomic_int ref_frees;    /* write_ref cleanups */
+    atomic_int upgrades;     /* upgrade callbacks with a live bufferevent */
     atomic_int upgrade_ends; /* upgraded connections freed by the test */
     atomic_size_t max_pending;
     atomic_size_t big_sent;

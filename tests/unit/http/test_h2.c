@@ -13,7 +13,8 @@ static struct srv S;
 
 static void setup_h2(void)
 {
-    struct px_server_config cfg = {.max_body_bytes = 1024, .idle_timeout_ms = 400};
+    struct px_server_config cfg = {
+        .max_body_bytes = 1024, .max_header_bytes = 2048, .idle_timeout_ms = 400};
 
     srv_start(&S, &cfg);
 }
@@ -182,6 +183,24 @@ Test(h2, body_over_limit_is_413)
     cr_assert(h2c_wait_closed(&c, id, 2000));
     cr_expect_eq(h2c_stream(&c, id)->status, 200);
     free(body);
+    h2c_free(&c);
+}
+
+Test(h2, oversize_header_list_is_431)
+{
+    struct h2c c;
+    char path[3000] = "/echo?x=";
+    int32_t id;
+
+    memset(path + 8, 'a', sizeof(path) - 9);
+    cr_assert(h2c_open(&c, S.port, 0, false));
+    id = h2c_request(&c, "GET", path, NULL, 0);
+    cr_assert(h2c_wait_closed(&c, id, 2000));
+    cr_expect_eq(h2c_stream(&c, id)->status, 431);
+    cr_expect_eq(srv_stats(&S).requests_total, 0);
+    id = h2c_request(&c, "GET", "/hello", NULL, 0);
+    cr_assert(h2c_wait_closed(&c, id, 2000));
+    cr_expect_eq(h2c_stream(&c, id)->status, 200);
     h2c_free(&c);
 }
 

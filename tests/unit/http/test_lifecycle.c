@@ -223,3 +223,82 @@ Test(life, goaway_on_http1_means_connection_close)
     cr_expect(closed);
     close(fd);
 }
+
+Test(life, stalled_body_times_out)
+{
+    int fd = tcp_connect(S.port, 0);
+    bool closed;
+    char buf[256];
+
+    send_str(fd, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789");
+    read_all(fd, buf, sizeof(buf), 2000, &closed);
+    cr_expect(closed);
+    cr_expect_eq(srv_stats(&S).requests_total, 0);
+    cr_expect_geq(srv_stats(&S).timeouts, 1);
+    close(fd);
+}
+
+Test(life, input_split_anywhere_parses_the_same)
+{
+    static const char req[] = "POST /echo?x=1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                              "\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    char buf[4096];
+
+    for (size_t cut = 1; cut < sizeof(req) - 1; cut += 7) {
+        int fd = tcp_connect(S.port, 0);
+
+        send_all(fd, req, cut);
+        usleep(2000);
+        send_all(fd, req + cut, sizeof(req) - 1 - cut);
+        read_until(fd, buf, sizeof(buf), "body=hello world\n", 2000);
+        cr_expect(strstr(buf, "body=hello world\n"), "cut at %zu: %s", cut, buf);
+        close(fd);
+    }
+}
+
+Test(life, random_bytes_never_crash_the_server)
+{
+    char junk[512], buf[1024];
+    bool closed;
+
+    srand(42);
+    for (int i = 0; i < 60; i++) {
+        int fd = tcp_connect(S.port, 0);
+        size_t n = (size_t)(rand() % (int)sizeof(junk)) + 1;
+
+        for (size_t j = 0; j < n; j++)
+            junk[j] = (char)(i % 2 ? rand() : "GET /\r\nHost: a:\t x\r\n"[rand() % 20]);
+        send_all(fd, junk, n);
+        send_str(fd, "\r\n\r\n");
+        read_all(fd, buf, sizeof(buf), 1000, &closed);
+        cr_expect(closed || buf[0] == 0, "open after junk %d: %s", i, buf);
+        close(fd);
+    }
+    int fd = tcp_connect(S.port, 0);
+
+    send_str(fd, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+    read_until(fd, buf, sizeof(buf), "hello\n", 2000);
+    cr_expect(strstr(buf, "HTTP/1.1 200 OK"));
+    close(fd);
+}
+
+static void setup_stuck(void)
+{
+    struct px_server_config cfg = {.write_timeout_ms = 300};
+
+    srv_start(&S, &cfg);
+}
+
+TestSuite(stuck, .init = setup_stuck, .fini = teardown_srv, .timeout = 20);
+
+Test(stuck, client_that_never_reads_is_cut_off)
+{
+    int fd = tcp_connect(S.port, 16384);
+
+    send_str(fd, "GET /big?bytes=67108864 HTTP/1.1\r\nHost: a\r\n\r\n");
+    cr_assert(wait_int(&ts.waiting, 1, 2000));
+    cr_expect(wait_int(&ts.closes, 1, 3000), "stuck client not timed out");
+    cr_expect_geq(srv_stats(&S).timeouts, 1);
+    cr_expect(wait_for(srv_no_conns, &S, 1000));
+    close(fd);
+}

@@ -65,8 +65,9 @@ static int curl(const char *opts, const char *path, char *out, size_t cap)
 {
     char cmd[1024];
 
-    snprintf(cmd, sizeof(cmd), "cd %s && curl -s --cacert server.crt %s https://localhost:%u%s "
-                               "--resolve localhost:%u:127.0.0.1 2>&1",
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && curl -s --cacert server.crt %s https://localhost:%u%s "
+             "--resolve localhost:%u:127.0.0.1 2>&1",
              dir, opts, S.port, path, S.port);
     return run_cmd(cmd, out, cap);
 }
