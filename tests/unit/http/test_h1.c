@@ -22,7 +22,7 @@ static void teardown_srv(void)
     srv_stop(&S);
 }
 
-TestSuite(h1, .init = setup_small, .fini = teardown_srv, .timeout = 20);
+TestSuite(h1, .init = setup_small, .fini = teardown_srv);
 
 /* Send raw bytes on a fresh connection; return everything until close or 2 s. */
 static char *exchange(const char *raw, bool *closed)

@@ -24,7 +24,7 @@ static void teardown_srv(void)
     srv_stop(&S);
 }
 
-TestSuite(h2, .init = setup_h2, .fini = teardown_srv, .timeout = 20);
+TestSuite(h2, .init = setup_h2, .fini = teardown_srv);
 
 Test(h2, get_and_settings)
 {

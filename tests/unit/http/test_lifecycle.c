@@ -28,7 +28,7 @@ static void teardown_srv(void)
     srv_stop(&S);
 }
 
-TestSuite(life, .init = setup_fast, .fini = teardown_srv, .timeout = 20);
+TestSuite(life, .init = setup_fast, .fini = teardown_srv);
 
 static bool one_request(void *arg)
 {
@@ -289,7 +289,7 @@ static void setup_stuck(void)
     srv_start(&S, &cfg);
 }
 
-TestSuite(stuck, .init = setup_stuck, .fini = teardown_srv, .timeout = 20);
+TestSuite(stuck, .init = setup_stuck, .fini = teardown_srv);
 
 Test(stuck, client_that_never_reads_is_cut_off)
 {

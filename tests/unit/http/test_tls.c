@@ -57,8 +57,8 @@ static void teardown_tls(void)
     run_cmd(cmd, NULL, 0);
 }
 
-TestSuite(tls, .init = setup_request, .fini = teardown_tls, .timeout = 30);
-TestSuite(mtls, .init = setup_require, .fini = teardown_tls, .timeout = 30);
+TestSuite(tls, .init = setup_request, .fini = teardown_tls);
+TestSuite(mtls, .init = setup_require, .fini = teardown_tls);
 
 /* curl against the test server; returns curl's exit status, body in out. */
 static int curl(const char *opts, const char *path, char *out, size_t cap)
