@@ -22,6 +22,25 @@
  *     arena) until the handler ends or aborts it.
  *   - The request (and its arena) is freed once both the handler has ended it
  *     and the transport is done with it; never touch it after end/abort.
+ *
+ * A minimal server (single loop, as kube-sim uses it):
+ *
+ *     static void handle(struct px_request *req, void *arg)
+ *     {
+ *         if (strcmp(px_request_path(req), "/healthz") == 0)
+ *             px_response_simple(req, 200, "text/plain", "ok", 2);
+ *         else
+ *             start_watch(req); // px_response_start, then writes from elsewhere
+ *     }
+ *     struct px_server_config cfg = {.handler = handle, .tls = ctx};
+ *     struct px_server *srv = px_server_new(&cfg);
+ *     struct px_listener *l = px_listen(base, srv, "127.0.0.1:6443");
+ *     event_base_dispatch(base);
+ *
+ * A long stream (watch): px_response_header(req, "Content-Type", ...);
+ * px_response_start(req, 200); then px_response_write[_ref] per event; check
+ * px_response_pending() and wait for on_drain when it is too high; on_close
+ * tells you to stop; px_response_end() when done (also after on_close).
  */
 #ifndef KF_PROXY_HTTP_H
 #define KF_PROXY_HTTP_H

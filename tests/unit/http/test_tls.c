@@ -133,6 +133,24 @@ Test(tls, streams_in_order_over_both_protocols)
     }
 }
 
+Test(tls, large_bodies_drain_through_tls_on_both_protocols)
+{
+    char out[256];
+
+    cr_assert_eq(
+        curl("--http1.1 -o /dev/null -w %{size_download}", "/big?bytes=4194304", out, sizeof(out)),
+        0);
+    cr_expect_str_eq(out, "4194304");
+    int drains = atomic_load(&ts.drains);
+
+    cr_expect_gt(drains, 0);
+    cr_assert_eq(
+        curl("--http2 -o /dev/null -w %{size_download}", "/big?bytes=4194304", out, sizeof(out)),
+        0);
+    cr_expect_str_eq(out, "4194304");
+    cr_expect_gt(atomic_load(&ts.drains), drains);
+}
+
 Test(tls, plaintext_on_tls_port_is_a_failed_handshake)
 {
     char buf[256];
