@@ -654,7 +654,7 @@ int px_h2_start(struct px_transport *t)
     if (rc < 0) {
         free(h);
         bufferevent_free(t->bev);
-        free(t->peer_id);
+        px_tls_peer_free(t->tls_peer);
         return rc;
     }
     kf_list_init(&h->streams);

@@ -226,7 +226,7 @@ static void accepting_free(struct px_accepting *a)
         event_free(a->timer);
     if (a->t.bev)
         bufferevent_free(a->t.bev);
-    free(a->t.peer_id);
+    px_tls_peer_free(a->t.tls_peer);
     free(a);
 }
 
@@ -237,12 +237,12 @@ static void accepting_handover(struct px_accepting *a, bool h2)
     int rc;
 
     a->t.bev = NULL;
-    a->t.peer_id = NULL;
+    a->t.tls_peer = NULL;
     accepting_free(a);
     bufferevent_setcb(t.bev, NULL, NULL, NULL, NULL);
     if (atomic_load(&server->shutting_down)) {
         bufferevent_free(t.bev);
-        free(t.peer_id);
+        px_tls_peer_free(t.tls_peer);
         return;
     }
     rc = h2 ? px_h2_start(&t) : px_h1_start(&t);
@@ -277,7 +277,7 @@ static void acc_event_cb(struct bufferevent *bev, short what, void *arg)
         SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
         SSL_get0_alpn_selected(ssl, &proto, &proto_len);
-        a->t.peer_id = px_tls_identity(bev);
+        a->t.tls_peer = px_tls_peer_get(bev);
         accepting_handover(a, proto_len == 2 && memcmp(proto, "h2", 2) == 0);
         return;
     }
@@ -396,7 +396,7 @@ void px_conn_put(struct px_conn *c)
     KF_BUG_ON(c->refs == 0);
     if (--c->refs)
         return;
-    free(c->peer_id);
+    px_tls_peer_free(c->tls_peer);
     c->ops->destroy(c);
 }
 
@@ -526,9 +526,9 @@ int px_conn_init(struct px_conn *c, const struct px_conn_ops *ops, struct px_tra
     memcpy(&c->peer, &t->peer, sizeof(c->peer));
     c->peer_len = t->peer_len;
     c->tls = t->tls;
-    c->peer_id = t->peer_id;
+    c->tls_peer = t->tls_peer;
     t->bev = NULL;
-    t->peer_id = NULL;
+    t->tls_peer = NULL;
     kf_list_insert_tail(&t->loop->conns, &c->node);
     PX_INC(server, conns_current);
     PX_INC(server, conns_total);

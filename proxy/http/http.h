@@ -52,7 +52,9 @@
 
 struct event_base;
 struct bufferevent;
-struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+struct ssl_ctx_st;    /* OpenSSL's SSL_CTX */
+struct x509_st;       /* OpenSSL's X509 */
+struct stack_st_X509; /* OpenSSL's STACK_OF(X509) */
 struct kf_arena;
 
 struct px_server;
@@ -67,7 +69,9 @@ enum px_client_auth {
     /*
      * Ask for one; a missing or unverifiable certificate does not fail the
      * handshake, the request simply has no peer identity (the apiserver
-     * behaves like this: a bad cert means "anonymous", then 401/403).
+     * behaves like this: a bad cert means "anonymous", then 401/403). Without
+     * client_ca_file any certificate is taken and nothing verifies; use
+     * px_request_peer_cert() to verify against your own CA pools.
      */
     PX_CLIENT_AUTH_REQUEST = 1,
     /* Fail the handshake unless a certificate that verifies is presented. */
@@ -78,7 +82,7 @@ struct px_tls_config {
     const char *cert_file;           /* PEM chain, leaf first (required) */
     const char *key_file;            /* PEM private key (required) */
     const char *client_ca_file;      /* PEM CA bundle for client certs, or NULL */
-    enum px_client_auth client_auth; /* needs client_ca_file unless NONE */
+    enum px_client_auth client_auth; /* REQUIRE needs client_ca_file */
     bool disable_h2;                 /* ALPN offers only http/1.1 */
 };
 
@@ -247,6 +251,15 @@ struct px_peer_identity {
 };
 /** The verified client certificate identity, or NULL (none, or it did not verify). */
 const struct px_peer_identity *px_request_peer(const struct px_request *req);
+
+/**
+ * The client certificate as presented, verified or not (NULL if none), and
+ * the chain the client sent after it (*chain may be NULL). Both are borrowed
+ * and valid for the request's lifetime. For authenticators that verify
+ * against their own CA pools, as the apiserver checks x509 users and
+ * front-proxy clients against different CAs.
+ */
+struct x509_st *px_request_peer_cert(const struct px_request *req, struct stack_st_X509 **chain);
 
 /**
  * The whole request body (contiguous, NUL-terminated for convenience; len

@@ -114,7 +114,7 @@ struct px_conn {
     socklen_t peer_len;
     bool tls;
     bool goaway_requested;
-    struct px_peer_identity *peer_id; /* one malloc block, or NULL */
+    struct px_tls_peer *tls_peer; /* client certificate, or NULL */
 };
 
 /* Where the handshake / sniffing hands over a ready transport. */
@@ -124,7 +124,7 @@ struct px_transport {
     struct sockaddr_storage peer;
     socklen_t peer_len;
     bool tls;
-    struct px_peer_identity *peer_id;
+    struct px_tls_peer *tls_peer;
 };
 
 /* Fill the common part, take over bev and register the connection. */
@@ -147,8 +147,15 @@ bool px_conn_open(const struct px_conn *c); /* ACTIVE or DRAINING */
 int px_h1_start(struct px_transport *t);
 int px_h2_start(struct px_transport *t);
 
-/* TLS identity of a finished handshake (tls.c); NULL if none or unverified. */
-struct px_peer_identity *px_tls_identity(struct bufferevent *bev);
+/* What the client's certificate says (tls.c). */
+struct px_tls_peer {
+    struct px_peer_identity *id; /* NULL unless it verified */
+    struct x509_st *cert;
+    struct stack_st_X509 *chain;
+};
+/* The peer of a finished handshake; NULL if no certificate (or ENOMEM). */
+struct px_tls_peer *px_tls_peer_get(struct bufferevent *bev);
+void px_tls_peer_free(struct px_tls_peer *peer);
 
 /* ---- request ------------------------------------------------------------- */
 

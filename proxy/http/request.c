@@ -336,7 +336,16 @@ bool px_request_is_tls(const struct px_request *req)
 
 const struct px_peer_identity *px_request_peer(const struct px_request *req)
 {
-    return req->conn->peer_id;
+    return req->conn->tls_peer ? req->conn->tls_peer->id : NULL;
+}
+
+struct x509_st *px_request_peer_cert(const struct px_request *req, struct stack_st_X509 **chain)
+{
+    const struct px_tls_peer *p = req->conn->tls_peer;
+
+    if (chain)
+        *chain = p ? p->chain : NULL;
+    return p ? p->cert : NULL;
 }
 
 const char *px_request_body(const struct px_request *req, size_t *len)

@@ -58,6 +58,10 @@ static int tls_client_auth(SSL_CTX *ctx, const struct px_tls_config *cfg, char *
 
     if (cfg->client_auth == PX_CLIENT_AUTH_NONE)
         return 0;
+    if (!cfg->client_ca_file && cfg->client_auth == PX_CLIENT_AUTH_REQUEST) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_accept_all); /* take any cert */
+        return 0;
+    }
     if (!cfg->client_ca_file) {
         snprintf(err, size, "client certificate auth needs client_ca_file");
         return -EINVAL;
@@ -179,16 +183,14 @@ static struct px_peer_identity *identity_pack(char *cn, char **orgs, size_t n, c
     return id;
 }
 
-struct px_peer_identity *px_tls_identity(struct bufferevent *bev)
+static struct px_peer_identity *identity_of(SSL *ssl, X509 *cert)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     struct px_peer_identity *id = NULL;
     char *orgs[PX_MAX_ORGS], *cn = NULL, *issuer = NULL;
     size_t n = 0;
     int idx = -1;
 
-    if (!cert || SSL_get_verify_result(ssl) != X509_V_OK)
+    if (SSL_get_verify_result(ssl) != X509_V_OK)
         return NULL;
     X509_NAME *subj = X509_get_subject_name(cert);
     idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
@@ -211,4 +213,31 @@ out:
     free(cn);
     free(issuer);
     return id;
+}
+
+struct px_tls_peer *px_tls_peer_get(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    X509 *cert = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+    STACK_OF(X509) *chain = cert ? SSL_get_peer_cert_chain(ssl) : NULL;
+    struct px_tls_peer *p = cert ? calloc(1, sizeof(*p)) : NULL;
+
+    if (!p) {
+        X509_free(cert);
+        return NULL;
+    }
+    p->cert = cert;
+    p->chain = chain ? X509_chain_up_ref(chain) : NULL;
+    p->id = identity_of(ssl, cert);
+    return p;
+}
+
+void px_tls_peer_free(struct px_tls_peer *peer)
+{
+    if (!peer)
+        return;
+    free(peer->id);
+    X509_free(peer->cert);
+    sk_X509_pop_free(peer->chain, X509_free);
+    free(peer);
 }

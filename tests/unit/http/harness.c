@@ -19,6 +19,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include <openssl/x509.h>
+
 #include "core/core.h"
 
 struct test_state ts;
@@ -57,6 +59,15 @@ static void h_echo(struct px_request *req)
         out = kf_arena_sprintf(a, "%sq:%s=%s\n", out, n, v);
     for (size_t i = 0; px_request_header_at(req, i, &n, &v); i++)
         out = kf_arena_sprintf(a, "%sh:%s=%s\n", out, n, v);
+    struct stack_st_X509 *chain;
+    X509 *cert = px_request_peer_cert(req, &chain);
+
+    if (cert) {
+        char subj[256];
+
+        X509_NAME_oneline(X509_get_subject_name(cert), subj, sizeof(subj));
+        out = kf_arena_sprintf(a, "%scert=%s\n", out, subj);
+    }
     if (id) {
         out = kf_arena_sprintf(a, "%scn=%s\nissuer=%s\n", out, id->subject_cn, id->issuer);
         for (size_t i = 0; i < id->n_orgs; i++)

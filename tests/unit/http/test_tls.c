@@ -92,6 +92,7 @@ Test(tls, verified_client_cert_gives_identity)
     cr_expect(strstr(out, "cn=system:node:n1\n"), "%s", out);
     cr_expect(strstr(out, "o=system:nodes\no=team-a\n"), "%s", out);
     cr_expect(strstr(out, "issuer=CN=test-ca\n"), "%s", out);
+    cr_expect(strstr(out, "cert=/O=system:nodes/O=team-a/CN=system:node:n1\n"), "%s", out);
 }
 
 Test(tls, missing_or_untrusted_cert_is_anonymous_in_request_mode)
@@ -101,9 +102,11 @@ Test(tls, missing_or_untrusted_cert_is_anonymous_in_request_mode)
     cr_assert_eq(curl("", "/echo", out, sizeof(out)), 0, "%s", out);
     cr_expect(strstr(out, "method=GET"));
     cr_expect_null(strstr(out, "cn="), "%s", out);
+    cr_expect_null(strstr(out, "cert="), "%s", out);
     cr_assert_eq(curl("--cert rogue.crt --key rogue.key", "/echo", out, sizeof(out)), 0, "%s", out);
     cr_expect(strstr(out, "method=GET"));
-    cr_expect_null(strstr(out, "cn="), "untrusted cert accepted as identity: %s", out);
+    cr_expect_null(strstr(out, "\ncn="), "untrusted cert accepted as identity: %s", out);
+    cr_expect(strstr(out, "cert=/CN=rogue\n"), "raw certificate not exposed: %s", out);
 }
 
 Test(tls, old_protocols_are_refused)
@@ -198,6 +201,11 @@ Test(tls, bad_config_is_reported)
     tc.client_auth = PX_CLIENT_AUTH_REQUIRE;
     cr_expect_null(px_tls_ctx_new(&tc, err, sizeof(err)));
     cr_expect(strstr(err, "client_ca_file"), "%s", err);
+    tc.client_auth = PX_CLIENT_AUTH_REQUEST; /* no CA: take any certificate, verify none */
+    struct ssl_ctx_st *ctx = px_tls_ctx_new(&tc, err, sizeof(err));
+
+    cr_expect_not_null(ctx, "%s", err);
+    SSL_CTX_free(ctx);
 }
 
 Test(mtls, certificate_is_required)
