@@ -256,8 +256,11 @@ Test(h2, idle_connection_gets_goaway)
     h2c_free(&c);
 }
 
-/* Raw bytes after a valid preface; the server must drop the connection. */
-static bool hostile(const void *frames, size_t len, bool *got_goaway)
+/*
+ * Raw bytes after a valid preface; the server must drop the connection.
+ * *goaway_code is the error code of the GOAWAY it sent, or -1 for none.
+ */
+static bool hostile(const void *frames, size_t len, long *goaway_code)
 {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     static const unsigned char settings[] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
@@ -271,13 +274,14 @@ static bool hostile(const void *frames, size_t len, bool *got_goaway)
     send_all(fd, frames, len);
     n = read_all(fd, buf, sizeof(buf), 2000, &closed);
     close(fd);
-    *got_goaway = false;
+    *goaway_code = -1;
     for (size_t off = 0; off + 9 <= n;) { /* walk the frames the server sent */
-        size_t flen = (size_t)(unsigned char)buf[off] << 16 |
-                      (size_t)(unsigned char)buf[off + 1] << 8 | (unsigned char)buf[off + 2];
+        const unsigned char *f = (const unsigned char *)buf + off;
+        size_t flen = (size_t)f[0] << 16 | (size_t)f[1] << 8 | f[2];
 
-        if (buf[off + 3] == 7)
-            *got_goaway = true;
+        if (f[3] == 7 && off + 9 + 8 <= n) /* GOAWAY: last-stream-id, error code */
+            *goaway_code = (long)((uint32_t)f[13] << 24 | (uint32_t)f[14] << 16 |
+                                  (uint32_t)f[15] << 8 | f[16]);
         off += 9 + flen;
     }
     return closed;
@@ -295,16 +299,18 @@ Test(h2, hostile_frames_close_only_their_connection)
     static const unsigned char wu0[] = {0, 0, 4, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     unsigned char junk[4096];
     struct h2c good;
-    bool goaway;
+    long goaway;
     int32_t id;
 
     cr_assert(h2c_open(&good, S.port, 0, false));
     cr_expect(hostile(bad_settings, sizeof(bad_settings), &goaway));
-    cr_expect(goaway, "no GOAWAY for a malformed SETTINGS frame");
+    cr_expect_eq(goaway, NGHTTP2_FRAME_SIZE_ERROR);
     cr_expect(hostile(headers0, sizeof(headers0), &goaway));
-    cr_expect(goaway);
+    cr_expect_eq(goaway, NGHTTP2_PROTOCOL_ERROR);
     cr_expect(hostile(data_idle, sizeof(data_idle), &goaway));
+    cr_expect_eq(goaway, NGHTTP2_PROTOCOL_ERROR);
     cr_expect(hostile(wu0, sizeof(wu0), &goaway));
+    cr_expect_eq(goaway, NGHTTP2_PROTOCOL_ERROR);
     srand(7);
     for (size_t i = 0; i < sizeof(junk); i++)
         junk[i] = (unsigned char)rand();
