@@ -57,6 +57,38 @@ struct config_tls_client {
     const char *server_name; /* SNI and name to verify; NULL: the server's host */
     bool insecure_skip_verify;
     struct config_loc loc;
+    /*
+     * PEM bytes given inline instead of a file (a kubeconfig's
+     * certificate-authority-data, client-certificate-data, client-key-data,
+     * base64-decoded). When set they win over the *_file of the same kind.
+     */
+    const char *ca_pem, *cert_pem, *key_pem;
+    size_t ca_pem_len, cert_pem_len, key_pem_len;
+    const char *bearer_token; /* a kubeconfig user's token, for kfront's own requests */
+};
+
+/** Serving TLS of a frontend in mode http (like the apiserver's --tls-* flags). */
+struct config_tls_server {
+    const char *cert_file;      /* --tls-cert-file; reloaded on SIGHUP */
+    const char *key_file;       /* --tls-private-key-file */
+    const char *client_ca_file; /* --client-ca-file: verify client certificates (optional) */
+    struct config_loc loc;
+};
+
+/** How kfront tells the apiservers who the client is (mode http). */
+enum config_identity_mode {
+    CONFIG_IDENTITY_FRONT_PROXY = 0, /* X-Remote-User/Group/Extra-* with the front-proxy cert */
+    CONFIG_IDENTITY_IMPERSONATE,     /* Impersonate-* headers with kfront's own credentials */
+    CONFIG_IDENTITY_PASSTHROUGH,     /* the client's Authorization header forwarded as is */
+};
+
+struct config_identity {
+    enum config_identity_mode mode;
+    /* --proxy-client-cert-file / --proxy-client-key-file: signed by the front-proxy CA */
+    const char *proxy_client_cert_file;
+    const char *proxy_client_key_file;
+    uint32_t token_cache_ttl_ms; /* TokenReview results, keyed by a hash of the token; 10 s */
+    struct config_loc loc;
 };
 
 struct config_check {
@@ -89,6 +121,9 @@ struct config_backend {
     enum config_balance balance;
     struct config_check check;
     uint32_t connect_retries; /* further servers tried after a failed connect; default 2 */
+    /* mode http: how kfront connects to the servers (CA that verifies them, kfront's own
+     * client identity), e.g. from --upstream-kubeconfig */
+    struct config_tls_client upstream_tls;
     struct config_server *servers;
     size_t n_servers;
     struct config_loc loc;
@@ -102,6 +137,11 @@ struct config_frontend {
     const char *backend; /* name of a struct config_backend */
     uint32_t maxconn;    /* 0: only the global limit applies */
     struct config_loc loc;
+    /* mode http only */
+    struct config_tls_server tls;
+    uint32_t goaway_chance_ppm;      /* HTTP/2 GOAWAY probability per response, parts per
+                                      * million (the apiserver's --goaway-chance 0.001 = 1000) */
+    uint32_t max_concurrent_streams; /* HTTP/2 streams per client connection; default 100 */
     /* n_listen entries: where each listen address was written; NULL when built by code */
     const struct config_loc *listen_locs;
     struct config_loc backend_loc; /* where backend was written */
@@ -127,6 +167,7 @@ struct config {
     enum kf_log_level log_level;
     struct config_timeouts timeouts;
     struct config_admin admin;
+    struct config_identity identity;
     struct config_frontend *frontends;
     size_t n_frontends;
     struct config_backend *backends;
