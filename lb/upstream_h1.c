@@ -232,9 +232,9 @@ static int parse(struct up_conn *c, const char *data, size_t len, size_t *parsed
 static void parse_eof(struct up_conn *c)
 {
     struct h1_conn *h = c->proto;
-    size_t parsed;
 
-    if (parse(c, NULL, 0, &parsed) < 0)
+    http_parser_execute(&h->parser, &parser_settings, NULL, 0);
+    if (c->state == UP_CONN_CLOSED)
         return;
     if (h->message_done)
         finish_message(c);

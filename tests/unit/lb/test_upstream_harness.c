@@ -141,6 +141,7 @@ static void record(struct ts_server *s, const struct ts_stream *st)
     snprintf(s->last_path, sizeof(s->last_path), "%s", st->path);
     snprintf(s->last_headers, sizeof(s->last_headers), "%s", st->headers);
     memcpy(s->last_body, st->body, st->body_len);
+    s->last_body[st->body_len] = '\0';
     s->last_body_len = st->body_len;
 }
 
@@ -155,7 +156,7 @@ static void add_header_text(struct ts_stream *st, const char *name, size_t nlen,
 
 static void add_body(struct ts_stream *st, const void *data, size_t len)
 {
-    size_t room = sizeof(st->body) - st->body_len;
+    size_t room = sizeof(st->body) - 1 - st->body_len;
     size_t n = len < room ? len : room;
 
     memcpy(st->body + st->body_len, data, n);
@@ -179,6 +180,8 @@ static ssize_t h2_body(nghttp2_session *session KF_UNUSED, int32_t id KF_UNUSED,
     return 0;
 }
 
+static void h1_body(struct ts_conn *c, struct ts_stream *st);
+
 static void slow_tick(evutil_socket_t fd KF_UNUSED, short what KF_UNUSED, void *arg)
 {
     struct ts_stream *st = arg;
@@ -192,6 +195,8 @@ static void slow_tick(evutil_socket_t fd KF_UNUSED, short what KF_UNUSED, void *
     if (c->h2) {
         nghttp2_session_resume_data(c->h2, st->id);
         h2_flush(c); /* may end the stream and free st */
+    } else {
+        h1_body(c, st);
     }
 }
 
@@ -357,11 +362,22 @@ static void h1_chunk(struct ts_conn *c, const void *data, size_t len)
     h1_write(c, "\r\n");
 }
 
-static void h1_respond(struct ts_conn *c, struct ts_stream *st, enum ts_behaviour b)
+/* Write what st has of its body as chunks, and the last chunk once it is complete. */
+static void h1_body(struct ts_conn *c, struct ts_stream *st)
 {
-    static const char head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
     size_t len;
 
+    while ((len = evbuffer_get_length(st->out)) > 0) {
+        size_t n = len < 16384 ? len : 16384;
+        h1_chunk(c, evbuffer_pullup(st->out, (ssize_t)n), n);
+        evbuffer_drain(st->out, n);
+    }
+    if (!st->more)
+        h1_write(c, "0\r\n\r\n");
+}
+
+static void h1_respond(struct ts_conn *c, struct ts_stream *st, enum ts_behaviour b)
+{
     if (b == B_EOF) {
         h1_write(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until the close");
         c->close_after_write = true;
@@ -373,19 +389,11 @@ static void h1_respond(struct ts_conn *c, struct ts_stream *st, enum ts_behaviou
                                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         return;
     }
-    h1_write(c, head);
+    h1_write(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
     fill_body(st, b);
-    if (b == B_CLOSE_MID) {
-        h1_chunk(c, "partial", 7);
+    h1_body(c, st);
+    if (b == B_CLOSE_MID)
         c->close_after_write = true;
-        return;
-    }
-    while ((len = evbuffer_get_length(st->out)) > 0) {
-        size_t n = len < 16384 ? len : 16384;
-        h1_chunk(c, evbuffer_pullup(st->out, (ssize_t)n), n);
-        evbuffer_drain(st->out, n);
-    }
-    h1_write(c, "0\r\n\r\n");
 }
 
 static int h1_url(http_parser *p, const char *at, size_t len)
