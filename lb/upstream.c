@@ -264,17 +264,14 @@ static void fail_conns(struct up_server *us, int error, const char *why)
     }
 }
 
+/* No new streams; connections close as their streams end (pending ones at once). */
 static void drain_conns(struct up_server *us)
 {
     struct kf_list *pos, *tmp;
 
     kf_list_for_each_safe(pos, tmp, &us->conns)
     {
-        struct up_conn *c = kf_container_of(pos, struct up_conn, link);
-        if (c->state == UP_CONN_READY || c->n_reqs == 0)
-            up_conn_drain(c);
-        if (c->state != UP_CONN_CLOSED && c->state < UP_CONN_READY)
-            up_conn_close(c);
+        up_conn_drain(kf_container_of(pos, struct up_conn, link));
     }
 }
 

@@ -57,11 +57,6 @@ static const unsigned legal_from[] = {
                        FROM(UP_CONN_READY) | FROM(UP_CONN_DRAINING),
 };
 
-const char *up_conn_state_name(enum up_conn_state state)
-{
-    return conn_state_names[state];
-}
-
 static bool pending(enum up_conn_state s)
 {
     return s < UP_CONN_READY;
@@ -192,14 +187,6 @@ void up_conn_drain_input(struct up_conn *c, size_t n)
     lb_server_add_bytes(c->us->server, 0, n);
 }
 
-void up_conn_pause_read(struct up_conn *c, bool pause)
-{
-    if (pause)
-        bufferevent_disable(c->bev, EV_READ);
-    else
-        bufferevent_enable(c->bev, EV_READ);
-}
-
 static void read_cb(struct bufferevent *bev KF_UNUSED, void *arg)
 {
     struct up_conn *c = arg;
@@ -231,7 +218,6 @@ static void start_protocol(struct up_conn *c, enum up_proto proto)
     c->counted = true;
     atomic_fetch_add_explicit(&k->conns_open[idx], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&k->conns_total[idx], 1, memory_order_relaxed);
-    lb_server_report_connect(c->us->server, true, c->connect_us);
     c->last_recv_ms = kf_now_ms();
     int rc = c->ops->init(c);
     if (rc < 0)
@@ -446,6 +432,9 @@ struct up_conn *up_conn_open(struct up_server *us)
 
 void up_conn_ready(struct up_conn *c)
 {
+    /* Only now is the server known to serve: a peer that accepts TCP and never
+     * finishes TLS or sends its SETTINGS counts as a failed connect. */
+    lb_server_report_connect(c->us->server, true, c->connect_us);
     up_conn_set_state(c, UP_CONN_READY);
     c->idle_since_ms = kf_now_ms();
     up_conn_arm_timer(c);
@@ -510,7 +499,7 @@ static void report_failure(struct up_conn *c, const char *why)
 {
     if (c->up->freeing)
         return; /* shutting down is nobody's failure */
-    if (c->state <= UP_CONN_TLS && !c->counted) {
+    if (pending(c->state)) {
         count_connect_failure(c);
         return;
     }

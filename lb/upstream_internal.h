@@ -101,7 +101,6 @@ struct up_conn {
 
 /* Legal state moves; asserts, logs at debug. */
 void up_conn_set_state(struct up_conn *c, enum up_conn_state next);
-const char *up_conn_state_name(enum up_conn_state state);
 /** Open a connection to the server of us (connect runs in the background). NULL on ENOMEM. */
 struct up_conn *up_conn_open(struct up_server *us);
 /** The protocol is set up and the connection takes requests. */
@@ -128,8 +127,6 @@ struct evbuffer *up_conn_input(struct up_conn *c);
 size_t up_conn_output_len(struct up_conn *c);
 /** Drop n parsed bytes from the input (counted as bytes from the server). */
 void up_conn_drain_input(struct up_conn *c, size_t n);
-/** Stop or resume reading the socket (HTTP/1 backpressure). */
-void up_conn_pause_read(struct up_conn *c, bool pause);
 /** Free a CLOSED connection (from the reaper). */
 void up_conn_free(struct up_conn *c);
 

@@ -298,6 +298,7 @@ Test(upstream_h2, answered_pings_keep_a_quiet_stream)
     t_run_for(f.base, 400);
     cr_assert_not(r.ended);
     cr_assert_eq(atomic_load(&tfx_server(&f, 0)->up.ping_timeouts), 0);
+    lb_ureq_cancel(r.req); /* r is on this stack: nothing may reach it from the teardown */
 }
 
 Test(upstream_h2, server_going_down_ends_its_streams)
@@ -415,6 +416,8 @@ Test(upstream_h2, silent_server_times_out_and_retries)
     cr_assert(tc_wait(f.base, &r.ended, 2000));
     cr_assert_eq(r.error, 0);
     cr_assert_str_eq(r.body, "s2:/ok");
+    cr_assert_eq(atomic_load(&tfx_server(&f, 0)->up.connect_failures), 1);
+    cr_assert_eq(lb_server_health(tfx_server(&f, 0)), LB_HEALTH_DOWN); /* passive */
     close(fd);
 }
 
@@ -513,6 +516,68 @@ Test(upstream_h2, malformed_specs_are_refused)
     atomic_store(&tfx_server(&f, 0)->admin_state, CONFIG_SERVER_DISABLED);
     cr_assert_eq(lb_ureq_start(f.up, f.pool, &ok, &tc_cbs, NULL, &req), -EHOSTUNREACH);
     cr_assert_eq(atomic_load(&tfx_server(&f, 0)->active_conns), 0);
+}
+
+Test(upstream_h2, stale_connection_is_probed_and_the_request_retried)
+{
+    struct tc_req warm[2] = {0}, r = {0};
+
+    two_servers();
+    f.cfg.ping_interval_ms = 100;
+    f.cfg.ping_timeout_ms = 100;
+    tfx_up(&f, f.s[0].addr, f.s[1].addr);
+    for (int i = 0; i < 2; i++) {
+        tc_start(f.up, f.pool, &warm[i], "GET", "/ok", NULL);
+        cr_assert(tc_wait(f.base, &warm[i].ended, 2000));
+    }
+    ts_freeze(&f.s[0]); /* s1 died without a FIN: its connection is half-open */
+    t_run_for(f.base, 150);
+    uint64_t start = kf_now_ms();
+    tc_start(f.up, f.pool, &r, "GET", "/ok", NULL); /* round robin: s1 again */
+    cr_assert(tc_wait(f.base, &r.ended, 2000));
+    cr_assert_eq(r.error, 0);
+    cr_assert_str_eq(r.body, "s2:/ok");
+    cr_assert_leq(r.end_ms - start, 100 + 150, "took %llu ms",
+                  (unsigned long long)(r.end_ms - start));
+    cr_assert_eq(atomic_load(&tfx_server(&f, 0)->up.ping_timeouts), 1);
+}
+
+Test(upstream_h2, on_end_may_start_the_next_request)
+{
+    struct tc_req first = {0}, second = {0};
+
+    one_server();
+    tfx_up(&f, f.s[0].addr, NULL);
+    first.then = &second;
+    first.then_path = "/again";
+    tc_start(f.up, f.pool, &first, "GET", "/ok", NULL);
+    cr_assert(tc_wait(f.base, &second.ended, 2000));
+    cr_assert_eq(second.error, 0);
+    cr_assert_str_eq(second.body, "s1:/again");
+    cr_assert_eq(f.s[0].conns, 1);
+}
+
+Test(upstream_h2, failure_callbacks_may_cancel_the_others)
+{
+    struct tc_req a = {0}, b = {0};
+    struct lb_server *s1;
+
+    one_server();
+    f.cfg.conns_per_server = 1;
+    tfx_up(&f, f.s[0].addr, NULL);
+    s1 = tfx_server(&f, 0);
+    a.cancel_then = &b;
+    tc_start(f.up, f.pool, &a, "GET", "/hang", NULL);
+    tc_start(f.up, f.pool, &b, "GET", "/hang", NULL);
+    cr_assert(tc_wait_int(f.base, &b.n_heads, 1, 2000));
+    cr_assert_eq(f.s[0].conns, 1);
+    atomic_store(&s1->fall, 1);
+    lb_server_record(s1, false, "test: marked down");
+    cr_assert(tc_wait(f.base, &a.ended, 500));
+    cr_assert_eq(a.error, -ECONNRESET);
+    t_run_for(f.base, 50);
+    cr_assert_not(b.ended); /* cancelled from a's on_end: no callback of its own */
+    cr_assert_eq(atomic_load(&s1->up.streams_open), 0);
 }
 
 Test(upstream_h2, free_ends_live_requests)

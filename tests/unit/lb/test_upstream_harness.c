@@ -577,6 +577,18 @@ void ts_start_tls(struct ts_server *s, struct event_base *base, const char *name
     SSL_CTX_set_alpn_select_cb(s->tls, alpn_select, s);
 }
 
+void ts_freeze(struct ts_server *s)
+{
+    struct kf_list *pos;
+
+    kf_list_for_each(pos, &s->live)
+    {
+        struct ts_conn *c = kf_container_of(pos, struct ts_conn, link);
+        c->frozen = true;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
 void ts_stop(struct ts_server *s)
 {
     if (!s->base)
@@ -638,6 +650,12 @@ static void tc_end(struct lb_ureq *req KF_UNUSED, int error, void *arg)
     r->error = error;
     r->end_ms = kf_now_ms();
     r->req = NULL;
+    if (r->cancel_then && r->cancel_then->req) {
+        lb_ureq_cancel(r->cancel_then->req);
+        r->cancel_then->req = NULL;
+    }
+    if (r->then)
+        tc_start(r->up, r->pool, r->then, "GET", r->then_path, NULL);
 }
 
 const struct lb_ureq_callbacks tc_cbs = {tc_headers, tc_data, tc_end};
@@ -648,6 +666,8 @@ void tc_start(struct lb_upstream *up, struct lb_pool *pool, struct tc_req *r, co
     struct lb_ureq_spec spec = base ? *base : (struct lb_ureq_spec){0};
     int rc;
 
+    r->up = up;
+    r->pool = pool;
     spec.method = method;
     spec.path = path;
     if (!base)

@@ -56,6 +56,8 @@ void ts_start(struct ts_server *s, struct event_base *base, const char *name, bo
 /** The same over TLS with the test certificate; h1_only: ALPN offers http/1.1 only. */
 void ts_start_tls(struct ts_server *s, struct event_base *base, const char *name,
                   const struct t_certs *certs, bool h1_only);
+/** Make every open connection half-open: no more reads, writes or PING acks. */
+void ts_freeze(struct ts_server *s);
 /** Close the listener and every connection (the client sees them reset). */
 void ts_stop(struct ts_server *s);
 
@@ -75,6 +77,12 @@ struct tc_req {
     int error;
     const struct lb_server *server; /* at the head */
     uint64_t head_ms, end_ms;
+    /* what on_end does, as a consumer might */
+    struct tc_req *then; /* start this request (GET then_path) */
+    const char *then_path;
+    struct tc_req *cancel_then; /* cancel this one */
+    struct lb_upstream *up;     /* set by tc_start */
+    struct lb_pool *pool;
 };
 
 extern const struct lb_ureq_callbacks tc_cbs;
