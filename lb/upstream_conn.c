@@ -479,7 +479,7 @@ void up_conn_drain(struct up_conn *c)
         up_conn_close(c);
 }
 
-static void count_connect_failure(struct up_conn *c)
+static void count_connect_failure(struct up_conn *c, const char *why)
 {
     struct up_server *us = c->us;
     bool tls = c->state == UP_CONN_TLS;
@@ -488,9 +488,9 @@ static void count_connect_failure(struct up_conn *c)
     lb_server_report_connect(us->server, false, kf_now_us() - c->started_us);
     if (tls && !us->tls_warned) {
         us->tls_warned = true;
-        kf_warn("lb", "upstream %s: %s", lb_server_label(us->server), c->error);
+        kf_warn("lb", "upstream %s: %s", lb_server_label(us->server), why);
     } else {
-        kf_debug("lb", "upstream %s: %s", lb_server_label(us->server), c->error);
+        kf_debug("lb", "upstream %s: %s", lb_server_label(us->server), why);
     }
 }
 
@@ -500,7 +500,7 @@ static void report_failure(struct up_conn *c, const char *why)
     if (c->up->freeing)
         return; /* shutting down is nobody's failure */
     if (pending(c->state)) {
-        count_connect_failure(c);
+        count_connect_failure(c, why);
         return;
     }
     kf_info("lb", "upstream %s %s connection failed with %zu stream%s: %s",

@@ -79,7 +79,9 @@ static void h2_flush(struct up_conn *c)
         nghttp2_session_want_write(h->session))
         return;
     /* GOAWAY both ways, or a fatal error that nghttp2 already answered */
-    if (c->n_reqs)
+    if (c->state == UP_CONN_PREFACE)
+        up_conn_fail(c, -EPROTO, "http2 session ended before the server's SETTINGS");
+    else if (c->n_reqs)
         up_conn_fail(c, -ECONNRESET, "http2 session ended");
     else
         up_conn_close(c);

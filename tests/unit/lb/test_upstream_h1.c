@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -147,6 +149,54 @@ Test(upstream_h1, malformed_response_is_a_protocol_error)
     run(&r, "GET", "/bad", NULL);
     cr_assert_eq(r.error, -EPROTO);
     cr_assert_eq(r.n_heads, 0);
+}
+
+/* A response of n headers "X-N: v" (too many), or of one header value of len bytes. */
+static char *head_with(int n, size_t len)
+{
+    size_t cap = 64 + (size_t)n * 16 + len;
+    char *p = calloc(1, cap);
+    size_t used = (size_t)snprintf(p, cap, "HTTP/1.1 200 OK\r\n");
+
+    for (int i = 0; i < n; i++)
+        used += (size_t)snprintf(p + used, cap - used, "X-%d: v\r\n", i);
+    if (len) {
+        used += (size_t)snprintf(p + used, cap - used, "X-Long: ");
+        memset(p + used, 'a', len);
+        used += len;
+    }
+    snprintf(p + used, cap - used, "\r\nContent-Length: 0\r\n\r\n");
+    return p;
+}
+
+Test(upstream_h1, malformed_responses_fail_cleanly)
+{
+    char *many = head_with(200, 0), *longv = head_with(0, 70000);
+    const struct {
+        const char *raw;
+        int error;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", -EPROTO},
+        {"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n", -EPROTO},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", -EPROTO},
+        {"\x01\x02 not http at all\r\n\r\n", -EPROTO},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", -ECONNRESET},
+        {"HTTP/1.1 200 OK\r\nContent-Len", -ECONNRESET},
+        {"", -ECONNRESET},
+        {many, -EPROTO},
+        {longv, -EPROTO},
+    };
+
+    up_h1();
+    for (size_t i = 0; i < KF_ARRAY_SIZE(cases); i++) {
+        struct tc_req r = {0};
+        f.s[0].raw = cases[i].raw;
+        run(&r, "GET", "/ok", NULL);
+        cr_assert_eq(r.error, cases[i].error, "case %zu: error %d", i, r.error);
+    }
+    cr_assert_eq(atomic_load(&tfx_server(&f, 0)->up.streams_open), 0);
+    free(many);
+    free(longv);
 }
 
 Test(upstream_h1, close_mid_body_is_an_error)

@@ -421,6 +421,23 @@ Test(upstream_h2, silent_server_times_out_and_retries)
     close(fd);
 }
 
+Test(upstream_h2, a_server_that_is_not_http2_fails_the_connect)
+{
+    struct tc_req r = {0};
+    struct t_http raw;
+
+    tfx_init(&f);
+    t_http_start_raw(&raw, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", false);
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", raw.port);
+    tfx_up(&f, addr, NULL);
+    tc_start(f.up, f.pool, &r, "GET", "/ok", NULL);
+    cr_assert(tc_wait(f.base, &r.ended, 2000));
+    cr_assert_eq(r.error, -EPROTO);
+    cr_assert_eq(atomic_load(&tfx_server(&f, 0)->up.connect_failures), 1);
+    t_http_stop(&raw);
+}
+
 Test(upstream_h2, whole_and_streaming_bodies)
 {
     struct tc_req whole = {0}, streamed = {0};

@@ -444,7 +444,10 @@ static int h1_complete(http_parser *p)
     snprintf(st->method, sizeof(st->method), "%s", http_method_str(p->method));
     b = behaviour(c->srv, st->path);
     record(c->srv, st);
-    if (b != B_NEVER)
+    if (c->srv->raw) {
+        h1_write(c, c->srv->raw);
+        c->close_after_write = true;
+    } else if (b != B_NEVER)
         h1_respond(c, st, b);
     return 0;
 }
@@ -476,6 +479,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
     evbuffer_drain(in, len);
     if (c->h2)
         h2_flush(c);
+    if (c->close_after_write && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_free(c); /* nothing was written: no write callback will come */
 }
 
 static void write_cb(struct bufferevent *bev KF_UNUSED, void *arg)

@@ -43,6 +43,7 @@ struct ts_server {
     struct ssl_ctx_st *tls; /* owned; NULL: plaintext */
     uint32_t max_streams;   /* advertised SETTINGS_MAX_CONCURRENT_STREAMS; 0: none */
     size_t big_len;
+    const char *raw; /* HTTP/1.1: if set, every response is these bytes, then a close */
     /* what it saw */
     int conns, open_conns, requests, rst_cancel, client_closes;
     int32_t last_stream_id;
