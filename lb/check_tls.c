@@ -20,7 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-static void openssl_reason(char *err, size_t size, const char *what)
+void lb_tls_error_string(char *err, size_t size, const char *what)
 {
     unsigned long e = ERR_get_error();
     char buf[160];
@@ -44,12 +44,12 @@ static int load_client_cert(SSL_CTX *ctx, const struct config_tls_client *tls, c
         return -EINVAL;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert_file) != 1) {
-        openssl_reason(err, size, tls->cert_file);
+        lb_tls_error_string(err, size, tls->cert_file);
         return -EINVAL;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, tls->key_file, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
-        openssl_reason(err, size, tls->key_file);
+        lb_tls_error_string(err, size, tls->key_file);
         return -EINVAL;
     }
     return 0;
@@ -64,7 +64,7 @@ static int load_trust(SSL_CTX *ctx, const struct config_tls_client *tls, char *e
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (tls->ca_file ? SSL_CTX_load_verify_locations(ctx, tls->ca_file, NULL) != 1
                      : SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        openssl_reason(err, size, tls->ca_file ? tls->ca_file : "system trust store");
+        lb_tls_error_string(err, size, tls->ca_file ? tls->ca_file : "system trust store");
         return -EINVAL;
     }
     return 0;
@@ -78,7 +78,7 @@ int lb_tls_ctx_new(struct lb_check_params *params, const struct config_tls_clien
 
     ERR_clear_error();
     if (!ctx) {
-        openssl_reason(err, err_size, "SSL_CTX_new");
+        lb_tls_error_string(err, err_size, "SSL_CTX_new");
         return -ENOMEM;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -107,13 +107,13 @@ static bool is_ip_literal(const char *name)
     return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
 }
 
-static int set_peer_name(struct lb_check *c, SSL *ssl, const char *name)
+int lb_tls_set_peer_name(SSL *ssl, const char *name, bool verify)
 {
     bool ip = is_ip_literal(name);
 
     if (!ip && SSL_set_tlsext_host_name(ssl, name) != 1)
         return -EINVAL;
-    if (!c->pool->check.verify)
+    if (!verify)
         return 0;
     if (ip)
         return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : -EINVAL;
@@ -127,8 +127,9 @@ int lb_check_tls_begin(struct lb_check *c)
 
     ERR_clear_error();
     ssl = SSL_new(c->pool->check.ssl_ctx);
-    if (!ssl || SSL_set_fd(ssl, c->fd) != 1 || (name && set_peer_name(c, ssl, name) < 0)) {
-        openssl_reason(c->error, sizeof(c->error), "tls setup");
+    if (!ssl || SSL_set_fd(ssl, c->fd) != 1 ||
+        (name && lb_tls_set_peer_name(ssl, name, c->pool->check.verify) < 0)) {
+        lb_tls_error_string(c->error, sizeof(c->error), "tls setup");
         SSL_free(ssl);
         return -EINVAL;
     }
@@ -176,7 +177,7 @@ static int tls_result(struct lb_check *c, int r, short *want, bool *eof)
                  X509_verify_cert_error_string(verify));
         ERR_clear_error();
     } else {
-        openssl_reason(c->error, sizeof(c->error), "tls");
+        lb_tls_error_string(c->error, sizeof(c->error), "tls");
     }
     return -EPROTO;
 }

@@ -133,4 +133,146 @@ struct lb_health_counter {
  */
 bool lb_health_record(struct lb_health_counter *h, bool ok, uint32_t rise, uint32_t fall);
 
+/* ---- upstream client pool (L7) ------------------------------------------------
+ *
+ * One struct lb_upstream per worker loop talks HTTP/2 (or HTTP/1.1) to the
+ * servers of any pool. Each request is balanced on its own with lb_pick() and
+ * holds that pick until it ends, so leastconn counts streams. Connections are
+ * shared by the requests to one server: HTTP/2 multiplexes up to the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS per connection, HTTP/1.1 carries one
+ * request at a time with a small keep-alive pool.
+ *
+ * Callbacks run on the worker loop, never from inside lb_ureq_start(). In a
+ * callback the consumer may start, cancel and consume requests (its own
+ * included), but not free the upstream.
+ */
+
+struct lb_upstream;
+struct lb_ureq;
+struct ssl_ctx_st;
+
+enum lb_upstream_proto {
+    LB_UPSTREAM_AUTO = 0, /* TLS: ALPN h2 then http/1.1; plaintext: h2c with prior knowledge */
+    LB_UPSTREAM_H2,       /* TLS: ALPN h2 only; plaintext: h2c with prior knowledge */
+    LB_UPSTREAM_HTTP1,    /* HTTP/1.1 only (ALPN http/1.1 over TLS) */
+};
+
+/** Zero in any field means its default. */
+struct lb_upstream_config {
+    struct ssl_ctx_st *tls;  /* client context (identity, CA); referenced; NULL: plaintext */
+    const char *server_name; /* SNI and name verified; NULL: the host of the server's address */
+    enum lb_upstream_proto proto;
+    uint32_t conns_per_server;     /* 2: HTTP/2 connections busy streams are spread over */
+    uint32_t max_conns_per_server; /* 16: cap, when every connection is full */
+    uint32_t h1_idle_per_server;   /* 4: idle HTTP/1.1 connections kept for reuse */
+    uint32_t connect_timeout_ms;   /* 3000: TCP + TLS + the server's first SETTINGS */
+    uint32_t ping_interval_ms;     /* 10000: PING a connection with streams this long silent */
+    uint32_t ping_timeout_ms;      /* 5000: a PING unanswered this long kills the connection */
+    uint32_t idle_timeout_ms;      /* 60000: close connections without streams after this */
+    uint32_t queue_timeout_ms;     /* 10000: longest wait for a stream on a busy server */
+    uint32_t health_poll_ms;       /* 200: how often server eligibility is looked at */
+    uint32_t stream_window;        /* 256 KiB: HTTP/2 receive window per stream */
+    uint32_t h1_high_water;        /* 256 KiB: unconsumed bytes that pause an HTTP/1 read */
+};
+
+/** A header; neither string needs a terminating NUL. */
+struct lb_uhdr {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+/** What to send. Everything is copied by lb_ureq_start() except a body by reference. */
+struct lb_ureq_spec {
+    const char *method;    /* "GET", ... */
+    const char *path;      /* path with the raw query, e.g. "/api/v1/pods?watch=1" */
+    const char *authority; /* NULL: the request's Host header, else the server's address */
+    const struct lb_uhdr *headers;
+    size_t n_headers;
+    const void *body;
+    size_t body_len;
+    bool body_by_reference; /* body stays valid until on_end (or cancel): not copied */
+    bool body_streaming;    /* the body follows with lb_ureq_write_body / lb_ureq_end_body */
+    bool idempotent;        /* may be sent again after a failure (GET, HEAD, LIST, WATCH) */
+};
+
+/** The response head, once; status >= 200. The array lives until on_end. */
+typedef void (*lb_ureq_headers_cb)(struct lb_ureq *req, int status, const struct lb_uhdr *headers,
+                                   size_t n_headers, void *arg);
+/** Body bytes; hand them on, then call lb_ureq_consume(req, len). */
+typedef void (*lb_ureq_data_cb)(struct lb_ureq *req, const uint8_t *data, size_t len, void *arg);
+/** The end: 0 for a complete response, else a negative errno. The req is freed after it. */
+typedef void (*lb_ureq_end_cb)(struct lb_ureq *req, int error, void *arg);
+
+struct lb_ureq_callbacks {
+    lb_ureq_headers_cb on_headers;
+    lb_ureq_data_cb on_data;
+    lb_ureq_end_cb on_end;
+};
+
+/**
+ * A pool of upstream connections for the worker loop base. cfg is copied
+ * (cfg->tls is referenced). NULL on ENOMEM or an invalid config.
+ */
+struct lb_upstream *lb_upstream_new(struct event_base *base, const struct lb_upstream_config *cfg);
+
+/**
+ * Close every connection and end every live request with on_end(-ESHUTDOWN).
+ * Not from inside a callback of this upstream.
+ */
+void lb_upstream_free(struct lb_upstream *up);
+
+/**
+ * Start a request on a server of pool, chosen with lb_pick(). The pool (its
+ * lb) must stay alive until on_end: a retry picks from it again. On success
+ * *out is the request and exactly one on_end will follow, unless the request
+ * is cancelled. Returns -EINVAL for a malformed spec (method, path or header
+ * that cannot go on the wire), -EHOSTUNREACH when no server is eligible,
+ * -ENOMEM; no callback runs for a request that failed to start.
+ *
+ * Failures before any response byte (connect refused or timed out, TLS
+ * failure, REFUSED_STREAM, GOAWAY, reset) are retried once on another
+ * server, without callbacks, when the request is idempotent or when nothing
+ * of it was sent yet.
+ */
+int lb_ureq_start(struct lb_upstream *up, struct lb_pool *pool, const struct lb_ureq_spec *spec,
+                  const struct lb_ureq_callbacks *cbs, void *arg, struct lb_ureq **out);
+
+/**
+ * The consumer has passed on len bytes it got through on_data: HTTP/2 opens
+ * the stream's window by that much, HTTP/1 resumes reading below the
+ * high-water mark. Bytes not consumed hold back only this request.
+ */
+void lb_ureq_consume(struct lb_ureq *req, size_t len);
+
+/**
+ * The client went away: reset the stream (RST_STREAM CANCEL; HTTP/1 closes
+ * the connection) and free req. No callback runs for it afterwards.
+ */
+void lb_ureq_cancel(struct lb_ureq *req);
+
+/**
+ * Append to a streaming request body (spec.body_streaming); bytes are
+ * copied. Returns 0, -EINVAL when the body is not streaming or has ended,
+ * -ENOMEM.
+ */
+int lb_ureq_write_body(struct lb_ureq *req, const void *data, size_t len);
+
+/** End a streaming request body. Returns 0 or -EINVAL (not streaming, already ended). */
+int lb_ureq_end_body(struct lb_ureq *req);
+
+/** Streaming body bytes written but not yet sent: the caller's backpressure signal. */
+size_t lb_ureq_body_pending(const struct lb_ureq *req);
+
+/** The server the request is on now (it changes on a retry). */
+const struct lb_server *lb_ureq_server(const struct lb_ureq *req);
+
+/**
+ * Append Prometheus text for the upstream pools of every worker
+ * (kfront_upstream_* families, per server of lb; counters live in the
+ * shared servers, so nothing needs summing).
+ */
+void lb_upstream_metrics_write(struct lb *lb, struct evbuffer *out);
+
 #endif

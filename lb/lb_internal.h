@@ -30,6 +30,15 @@ struct lb_hist {
 
 void lb_hist_observe(struct lb_hist *hist, uint64_t us);
 
+/* Counters of the L7 upstream pools (upstream*.c), written by every worker's
+ * lb_upstream; index LB_UP_H1 / LB_UP_H2 by protocol. */
+enum { LB_UP_H1 = 0, LB_UP_H2 = 1 };
+struct lb_up_counters {
+    _Atomic uint64_t conns_open[2], conns_total[2];
+    _Atomic uint64_t streams_open, streams_total, stream_errors;
+    _Atomic uint64_t retries, ping_timeouts, connect_failures, queued;
+};
+
 struct lb_server {
     _Atomic uint32_t refs;
 
@@ -68,6 +77,7 @@ struct lb_server {
     _Atomic uint64_t checks_ok, checks_failed;
     struct lb_hist connect_hist;
     struct lb_hist check_hist;
+    struct lb_up_counters up;
 };
 
 /** Check settings of a backend, copied out of the config. */
@@ -150,5 +160,21 @@ int lb_check_tls_handshake(struct lb_check *c, short *want);
 int lb_check_tls_io(struct lb_check *c, bool writing, char *buf, size_t len, size_t *n,
                     short *want);
 void lb_check_tls_end(struct lb_check *c);
+/**
+ * Name the peer of ssl: SNI (not for an IP literal, per RFC 6066) and, when
+ * verify, the name or IP address its certificate must carry.
+ */
+int lb_tls_set_peer_name(struct ssl_st *ssl, const char *name, bool verify);
+/** Describe the first queued OpenSSL error (and clear the queue) into err. */
+void lb_tls_error_string(char *err, size_t size, const char *what);
+
+/* metrics.c: building blocks for every family, one sample per server. */
+void lb_metrics_header(struct evbuffer *out, const char *name, const char *type, const char *help);
+/** name{backend="..",server=".." -- the caller adds labels and closes the braces */
+void lb_metrics_series(struct evbuffer *out, const char *name, const struct lb_server *s);
+#define LB_FOR_EACH_SERVER(lb, s)                                                                  \
+    for (size_t pi_ = 0; pi_ < (lb)->n_pools; pi_++)                                               \
+        for (size_t si_ = 0;                                                                       \
+             si_ < (lb)->pools[pi_].n_servers && ((s) = (lb)->pools[pi_].servers[si_]); si_++)
 
 #endif

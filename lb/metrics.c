@@ -34,8 +34,7 @@ static void put_label(struct evbuffer *out, const char *value)
     }
 }
 
-/* name{backend="..",server=".."  -- the caller closes the braces */
-static void put_series(struct evbuffer *out, const char *name, const struct lb_server *s)
+void lb_metrics_series(struct evbuffer *out, const char *name, const struct lb_server *s)
 {
     evbuffer_add_printf(out, "%s{backend=\"", name);
     put_label(out, s->backend);
@@ -44,7 +43,7 @@ static void put_series(struct evbuffer *out, const char *name, const struct lb_s
     evbuffer_add(out, "\"", 1);
 }
 
-static void put_header(struct evbuffer *out, const char *name, const char *type, const char *help)
+void lb_metrics_header(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
     evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -96,19 +95,14 @@ static const struct simple_family simple_families[] = {
      value_bytes_from},
 };
 
-#define FOR_EACH_SERVER(lb, s)                                                                     \
-    for (size_t pi_ = 0; pi_ < (lb)->n_pools; pi_++)                                               \
-        for (size_t si_ = 0;                                                                       \
-             si_ < (lb)->pools[pi_].n_servers && ((s) = (lb)->pools[pi_].servers[si_]); si_++)
-
 static void put_simple(struct lb *lb, struct evbuffer *out, const struct simple_family *f)
 {
     struct lb_server *s;
 
-    put_header(out, f->name, f->type, f->help);
-    FOR_EACH_SERVER(lb, s)
+    lb_metrics_header(out, f->name, f->type, f->help);
+    LB_FOR_EACH_SERVER(lb, s)
     {
-        put_series(out, f->name, s);
+        lb_metrics_series(out, f->name, s);
         evbuffer_add_printf(out, "} %llu\n", (unsigned long long)f->value(s));
     }
 }
@@ -122,12 +116,12 @@ static void put_enum(struct lb *lb, struct evbuffer *out, const char *name, cons
     const char *const *names = admin ? admin_states : health;
     struct lb_server *s;
 
-    put_header(out, name, "gauge", help);
-    FOR_EACH_SERVER(lb, s)
+    lb_metrics_header(out, name, "gauge", help);
+    LB_FOR_EACH_SERVER(lb, s)
     {
         int cur = admin ? atomic_load(&s->admin_state) : atomic_load(&s->health_state);
         for (int v = 0; v < 3; v++) {
-            put_series(out, name, s);
+            lb_metrics_series(out, name, s);
             evbuffer_add_printf(out, ",state=\"%s\"} %d\n", names[v], v == cur);
         }
     }
@@ -138,13 +132,13 @@ static void put_checks(struct lb *lb, struct evbuffer *out)
     const char *name = "kfront_backend_checks_total";
     struct lb_server *s;
 
-    put_header(out, name, "counter", "Active health checks by result.");
-    FOR_EACH_SERVER(lb, s)
+    lb_metrics_header(out, name, "counter", "Active health checks by result.");
+    LB_FOR_EACH_SERVER(lb, s)
     {
-        put_series(out, name, s);
+        lb_metrics_series(out, name, s);
         evbuffer_add_printf(out, ",result=\"success\"} %llu\n",
                             (unsigned long long)atomic_load(&s->checks_ok));
-        put_series(out, name, s);
+        lb_metrics_series(out, name, s);
         evbuffer_add_printf(out, ",result=\"failure\"} %llu\n",
                             (unsigned long long)atomic_load(&s->checks_failed));
     }
@@ -159,7 +153,7 @@ static void put_hist_one(struct evbuffer *out, const char *name, const struct lb
     snprintf(bucket, sizeof(bucket), "%s_bucket", name);
     for (size_t i = 0; i <= LB_HIST_BUCKETS; i++) {
         cum += atomic_load(&h->buckets[i]);
-        put_series(out, bucket, s);
+        lb_metrics_series(out, bucket, s);
         if (i < LB_HIST_BUCKETS)
             evbuffer_add_printf(out, ",le=\"%g\"} %llu\n", (double)lb_hist_bounds_us[i] / 1e6,
                                 (unsigned long long)cum);
@@ -167,10 +161,10 @@ static void put_hist_one(struct evbuffer *out, const char *name, const struct lb
             evbuffer_add_printf(out, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
     }
     snprintf(bucket, sizeof(bucket), "%s_sum", name);
-    put_series(out, bucket, s);
+    lb_metrics_series(out, bucket, s);
     evbuffer_add_printf(out, "} %.6f\n", (double)atomic_load(&h->sum_us) / 1e6);
     snprintf(bucket, sizeof(bucket), "%s_count", name);
-    put_series(out, bucket, s);
+    lb_metrics_series(out, bucket, s);
     /* the count is the +Inf bucket, so that both agree within one scrape */
     evbuffer_add_printf(out, "} %llu\n", (unsigned long long)cum);
 }
@@ -180,8 +174,8 @@ static void put_hist(struct lb *lb, struct evbuffer *out, const char *name, cons
 {
     struct lb_server *s;
 
-    put_header(out, name, "histogram", help);
-    FOR_EACH_SERVER(lb, s)
+    lb_metrics_header(out, name, "histogram", help);
+    LB_FOR_EACH_SERVER(lb, s)
     put_hist_one(out, name, s, connect ? &s->connect_hist : &s->check_hist);
 }
 
