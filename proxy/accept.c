@@ -10,7 +10,32 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proxy/http/http.h"
+
 #define ACCEPT_BATCH 64
+
+/*
+ * Mode http connections are owned by the HTTP server, which has no hook for
+ * their end; so its own count of open connections is the limit's measure
+ * (connections still in their TLS handshake are not in it).
+ */
+static void accept_http(struct px_worker *w, const struct px_binding *b, int cfd,
+                        const struct sockaddr_storage *peer, socklen_t peer_len)
+{
+    struct px_frontend *fe = b->frontend;
+    struct px_server_stats st;
+    uint32_t max = b->cfe->maxconn;
+
+    px_server_get_stats(fe->http, &st);
+    if (max && st.conns_current >= max) {
+        atomic_fetch_add_explicit(&fe->rejected_maxconn, 1, memory_order_relaxed);
+        close(cfd);
+        return;
+    }
+    (void)w;
+    atomic_fetch_add_explicit(&fe->accepted, 1, memory_order_relaxed);
+    px_conn_accept(fe->http, w->base, cfd, (const struct sockaddr *)peer, peer_len);
+}
 
 static void on_acceptable(evutil_socket_t fd, short what, void *arg)
 {
@@ -20,7 +45,9 @@ static void on_acceptable(evutil_socket_t fd, short what, void *arg)
 
     (void)what;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int cfd = accept4(fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -29,6 +56,10 @@ static void on_acceptable(evutil_socket_t fd, short what, void *arg)
             return;
         }
         struct px_frontend *fe = slot->binding->frontend;
+        if (slot->binding->mode == CONFIG_MODE_HTTP) {
+            accept_http(w, slot->binding, cfd, &peer, peer_len);
+            continue;
+        }
         if (!fair_admit(&d->global_limit)) {
             atomic_fetch_add_explicit(&w->stats.rejected_global_maxconn, 1, memory_order_relaxed);
             close(cfd);

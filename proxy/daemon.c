@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "proxy/cli.h"
+#include "proxy/l7.h"
 #include "proxy/proxy_internal.h"
 
 #define DRAIN_POLL_MS 100
@@ -85,7 +86,7 @@ static void reload(struct px_daemon *d, const struct px_cli *cli)
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct px_daemon *d = arg;
-    uint64_t active = px_workers_active_tunnels(d);
+    uint64_t active = px_workers_active_tunnels(d) + px_http_connections(d);
     uint64_t elapsed = kf_now_ms() - d->drain_started_ms;
 
     (void)fd;
@@ -96,9 +97,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     } else if (elapsed >= d->gen->cfg->timeouts.drain_ms) {
         kf_warn("proxy", "drain deadline (%u ms) passed: closing %" PRIu64 " connections",
                 d->gen->cfg->timeouts.drain_ms, active);
-        for (unsigned i = 0; i < d->n_workers; i++)
-            px_worker_send(&d->workers[i], PX_CMD_CLOSE_ALL, NULL);
-        d->drain_started_ms = 0; /* the next tick sees them gone */
+        event_base_loopbreak(d->base); /* the exit path closes what is left */
     }
 }
 
@@ -117,6 +116,7 @@ static void start_drain(struct px_daemon *d)
             px_workers_active_tunnels(d), d->gen->cfg->timeouts.drain_ms);
     for (unsigned i = 0; i < d->n_workers; i++)
         px_worker_send(&d->workers[i], PX_CMD_STOP_LISTENING, NULL);
+    px_http_shutdown(d); /* HTTP/2 GOAWAY; HTTP/1 closes after the request in flight */
     d->drain_timer = event_new(d->base, -1, EV_PERSIST, on_drain_tick, d);
     event_add(d->drain_timer, &tv);
 }
@@ -195,7 +195,11 @@ static int run(struct px_daemon *d, const struct px_cli *cli, struct config *cfg
     rc = 0;
 out:
     px_admin_free(d->admin);
-    px_workers_join(d);
+    px_workers_stop(d);
+    for (unsigned i = 0; i < d->n_workers; i++)
+        px_worker_upstreams_free(&d->workers[i]);
+    px_http_free(d); /* its connections live on the worker loops: before those are freed */
+    px_workers_free(d);
     lb_stop_checks(d->gen->lb);
     px_generation_release(d->gen);
     d->gen = NULL;

@@ -165,6 +165,7 @@ static int bind_frontend(struct px_daemon *d, struct px_generation *gen,
         b->listener = l;
         b->frontend = fe;
         b->mode = cf->mode;
+        b->cfe = cf;
         gen->n_bindings++;
     }
     return 0;
@@ -192,8 +193,12 @@ struct px_generation *px_generation_build(struct px_daemon *d, struct config *cf
     if (!gen->lb)
         goto fail;
     for (size_t i = 0, k = 0; i < cfg->n_frontends; i++)
-        for (size_t j = 0; j < cfg->frontends[i].n_listen; j++, k++)
+        for (size_t j = 0; j < cfg->frontends[i].n_listen; j++, k++) {
             gen->bindings[k].pool = lb_find_pool(gen->lb, cfg->frontends[i].backend);
+            gen->bindings[k].backend = config_find_backend(cfg, cfg->frontends[i].backend);
+        }
+    if (px_generation_setup_http(d, gen, diags) < 0)
+        goto fail;
     return gen;
 fail:
     gen->cfg = NULL; /* the caller still owns cfg on failure */
@@ -212,6 +217,7 @@ void px_generation_release(struct px_generation *gen)
         return;
     for (size_t i = 0; i < gen->n_bindings; i++)
         px_listener_release(gen->bindings[i].listener);
+    px_generation_free_http(gen);
     free(gen->bindings);
     if (gen->lb)
         lb_release(gen->lb);

@@ -5,6 +5,8 @@
 
 #include <event2/buffer.h>
 
+#include "proxy/l7.h"
+
 typedef uint64_t (*stat_get_fn)(const struct px_worker_stats *s);
 
 #define STAT_GETTER(field)                                                                         \
@@ -125,5 +127,6 @@ void px_metrics_write(struct px_daemon *d, struct evbuffer *out)
                         atomic_load(&d->reloads_failed));
     family(out, "kfront_draining", "gauge", "1 while a graceful shutdown is in progress.");
     evbuffer_add_printf(out, "kfront_draining %d\n", atomic_load(&d->draining) ? 1 : 0);
+    px_l7_metrics_write(d, out);
     lb_metrics_write(d->gen->lb, out);
 }

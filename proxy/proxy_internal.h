@@ -20,6 +20,9 @@
 
 struct px_daemon;
 struct px_worker;
+struct px_server;
+struct ssl_ctx_st;
+struct lb_upstream;
 
 /*
  * A frontend's runtime state outlives reloads: it is matched by name, so its
@@ -32,6 +35,7 @@ struct px_frontend {
     _Atomic uint64_t accepted;
     _Atomic uint64_t rejected_maxconn;
     _Atomic uint64_t no_backend;
+    struct px_server *http; /* mode http: made once, its TLS swapped on reload */
 };
 
 /*
@@ -55,6 +59,9 @@ struct px_binding {
     struct px_frontend *frontend;
     struct lb_pool *pool; /* NULL: no such backend (config_validate prevents it) */
     enum config_mode mode;
+    const struct config_frontend *cfe;    /* in the generation's cfg */
+    const struct config_backend *backend; /* in the generation's cfg */
+    struct ssl_ctx_st *upstream_tls;      /* mode http: how to reach the backend's servers */
 };
 
 /*
@@ -69,6 +76,7 @@ struct px_generation {
     struct lb *lb;
     struct px_binding *bindings;
     size_t n_bindings;
+    struct ssl_ctx_st **upstream_tls; /* per cfg->backends entry; NULL where unused */
 };
 
 /* Per-worker counters: written by one thread, summed by the admin endpoint. */
@@ -111,6 +119,25 @@ struct px_accept_slot {
 
 struct px_buf;
 
+/* A worker's upstream pool for one backend (mode http). */
+struct px_upstream_slot {
+    char *backend;
+    struct lb_upstream *up;
+};
+
+#define PX_L7_STATS   256
+#define PX_L7_BUCKETS 9
+
+/* Requests by (verb, resource, code), written by one worker, read by /metrics. */
+struct px_l7_stat {
+    _Atomic bool used;
+    char verb[24];
+    char resource[96];
+    int code;
+    _Atomic uint64_t count, sum_us;
+    _Atomic uint64_t buckets[PX_L7_BUCKETS];
+};
+
 struct px_worker {
     unsigned index;
     pthread_t thread;
@@ -126,6 +153,10 @@ struct px_worker {
     struct kf_list cmds;
     struct event *cmd_ev;
     struct px_worker_stats stats;
+    struct px_upstream_slot *upstreams;
+    size_t n_upstreams;
+    struct px_l7_stat l7_stats[PX_L7_STATS];
+    _Atomic uint64_t l7_stats_overflow;
 };
 
 struct px_daemon {
@@ -153,10 +184,19 @@ void px_generation_release(struct px_generation *gen);
 void px_listener_release(struct px_listener *listener);
 void px_socket_tune(int fd);
 
+/* l7_setup.c */
+int px_generation_setup_http(struct px_daemon *d, struct px_generation *gen,
+                             struct config_diags *diags);
+void px_generation_free_http(struct px_generation *gen);
+void px_http_shutdown(struct px_daemon *d);
+uint64_t px_http_connections(struct px_daemon *d);
+void px_http_free(struct px_daemon *d);
+
 /* worker.c */
 int px_workers_start(struct px_daemon *d, unsigned n);
 void px_worker_send(struct px_worker *w, enum px_cmd_type type, struct px_generation *gen);
-void px_workers_join(struct px_daemon *d);
+void px_workers_stop(struct px_daemon *d);
+void px_workers_free(struct px_daemon *d);
 uint64_t px_workers_active_tunnels(struct px_daemon *d);
 
 /* accept.c */

@@ -12,6 +12,8 @@
 
 #include <event2/thread.h>
 
+#include "proxy/l7.h"
+
 static void worker_run_cmd(struct px_worker *w, struct px_cmd *cmd)
 {
     switch (cmd->type) {
@@ -75,6 +77,7 @@ static void *worker_main(void *arg)
     struct px_worker *w = arg;
     sigset_t all;
 
+    px_worker_set_self(w);
     sigfillset(&all); /* signals are the control thread's */
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
@@ -127,12 +130,19 @@ int px_workers_start(struct px_daemon *d, unsigned n)
     return 0;
 }
 
-void px_workers_join(struct px_daemon *d)
+void px_workers_stop(struct px_daemon *d)
+{
+    for (unsigned i = 0; i < d->n_workers; i++)
+        px_worker_send(&d->workers[i], PX_CMD_EXIT, NULL);
+    for (unsigned i = 0; i < d->n_workers; i++)
+        pthread_join(d->workers[i].thread, NULL);
+}
+
+/* After px_workers_stop and after the HTTP servers (their connections live on these loops). */
+void px_workers_free(struct px_daemon *d)
 {
     for (unsigned i = 0; i < d->n_workers; i++) {
         struct px_worker *w = &d->workers[i];
-        px_worker_send(w, PX_CMD_EXIT, NULL);
-        pthread_join(w->thread, NULL);
         on_cmd(-1, 0, w); /* free what arrived after the exit command */
         px_worker_stop_listening(w);
         free(w->slots);

@@ -1,0 +1,261 @@
+/*
+ * L7 mode: every request of a mode-http frontend goes to an apiserver through
+ * the worker's upstream pool, balanced per request, with the client's
+ * identity conveyed the configured way. Bodies stream both ways with flow
+ * control end to end: upstream bytes are acknowledged (lb_ureq_consume) only
+ * once the client connection has taken them, so a slow watcher slows only
+ * its own upstream stream.
+ *
+ * Request states: UPSTREAM (waiting for the response head) -> STREAMING ->
+ * DONE. A client that goes away cancels the upstream stream.
+ */
+#include "proxy/l7.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/reqinfo.h"
+
+#define L7_MAX_HEADERS 128
+#define L7_LOW_WATER   (64 * 1024)
+
+enum l7_state {
+    L7_UPSTREAM,
+    L7_STREAMING,
+    L7_DONE,
+};
+
+static const char *const l7_state_name[] = {"upstream", "streaming", "done"};
+
+struct l7_req {
+    enum l7_state state;
+    struct px_request *preq;
+    struct lb_ureq *ureq;
+    struct lb *lb; /* the pool's lb lives until the upstream request ends */
+    struct px_worker *worker;
+    size_t unconsumed; /* handed to the client side, not yet acknowledged upstream */
+    uint64_t started_us;
+    int code; /* the status the client got */
+    struct px_reqinfo info;
+};
+
+static void l7_set_state(struct l7_req *r, enum l7_state next)
+{
+    KF_BUG_ON(r->state == L7_DONE);
+    KF_BUG_ON(next == L7_UPSTREAM);
+    kf_debug("l7", "%s %s: %s -> %s", px_request_method(r->preq), px_request_path(r->preq),
+             l7_state_name[r->state], l7_state_name[next]);
+    r->state = next;
+}
+
+/* ---- errors the apiserver would answer with a Status ------------------------------ */
+
+static void json_escape(char *out, size_t size, const char *s)
+{
+    size_t o = 0;
+
+    for (; *s && o + 7 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            o += (size_t)snprintf(out + o, size - o, "\\%c", c);
+        else if (c < 0x20 || c == '<' || c == '>' || c == '&')
+            o += (size_t)snprintf(out + o, size - o, "\\u%04x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+}
+
+/* A failure Status as the apiserver encodes it (compact JSON, Go field order). */
+static void reply_status(struct px_request *preq, int code, const char *reason, const char *message)
+{
+    char msg[512], body[768];
+    int n;
+
+    json_escape(msg, sizeof(msg), message);
+    n = snprintf(
+        body, sizeof(body),
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+        "\"message\":\"%s\",\"reason\":\"%s\",\"code\":%d}\n",
+        msg, reason, code);
+    if (code == 429 || code == 503)
+        px_response_header(preq, "Retry-After", "1");
+    px_response_header(preq, "Cache-Control", "no-cache, private");
+    px_response_simple(preq, code, "application/json", body, (size_t)n);
+}
+
+/* ---- request lifecycle ------------------------------------------------------------------ */
+
+static void l7_finish(struct l7_req *r, int code)
+{
+    if (r->lb)
+        lb_release(r->lb);
+    px_l7_count(r->worker, &r->info, code, kf_now_us() - r->started_us);
+    free(r);
+}
+
+static void on_client_drain(struct px_request *preq, void *arg)
+{
+    struct l7_req *r = arg;
+
+    (void)preq;
+    if (r->ureq && r->unconsumed) {
+        lb_ureq_consume(r->ureq, r->unconsumed);
+        r->unconsumed = 0;
+    }
+}
+
+static void on_client_close(struct px_request *preq, void *arg)
+{
+    struct l7_req *r = arg;
+
+    if (r->ureq) {
+        lb_ureq_cancel(r->ureq);
+        r->ureq = NULL;
+    }
+    l7_set_state(r, L7_DONE);
+    px_response_end(preq); /* releases the request; the client is gone */
+    l7_finish(r, 499);     /* nginx's "client closed request" */
+}
+
+static bool hop_by_hop(const char *name, size_t len)
+{
+    static const char *const names[] = {"connection",        "keep-alive",    "proxy-connection",
+                                        "transfer-encoding", "upgrade",       "te",
+                                        "trailer",           "content-length"};
+    for (size_t i = 0; i < KF_ARRAY_SIZE(names); i++)
+        if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+static void on_up_headers(struct lb_ureq *ureq, int status, const struct lb_uhdr *h, size_t n,
+                          void *arg)
+{
+    struct l7_req *r = arg;
+    char name[256], value[8192];
+
+    (void)ureq;
+    for (size_t i = 0; i < n; i++) {
+        if (hop_by_hop(h[i].name, h[i].name_len) || h[i].name_len >= sizeof(name) ||
+            h[i].value_len >= sizeof(value))
+            continue;
+        memcpy(name, h[i].name, h[i].name_len);
+        name[h[i].name_len] = '\0';
+        memcpy(value, h[i].value, h[i].value_len);
+        value[h[i].value_len] = '\0';
+        px_response_header(r->preq, name, value);
+    }
+    l7_set_state(r, L7_STREAMING);
+    px_response_start(r->preq, status);
+    r->code = status;
+}
+
+static void on_up_data(struct lb_ureq *ureq, const uint8_t *data, size_t len, void *arg)
+{
+    struct l7_req *r = arg;
+
+    if (px_response_write(r->preq, data, len) < 0)
+        return; /* the client is gone; on_close cancels */
+    if (px_response_pending(r->preq) <= L7_LOW_WATER)
+        lb_ureq_consume(ureq, len);
+    else
+        r->unconsumed += len; /* acknowledged when the client drains */
+}
+
+static void on_up_end(struct lb_ureq *ureq, int error, void *arg)
+{
+    struct l7_req *r = arg;
+    int code = r->code;
+
+    (void)ureq;
+    r->ureq = NULL;
+    if (r->state == L7_STREAMING) {
+        if (error == 0)
+            px_response_end(r->preq);
+        else
+            px_response_abort(r->preq); /* the client must not take a cut stream as whole */
+    } else {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "no apiserver answered: %s", strerror(-error));
+        code = 503;
+        reply_status(r->preq, code, "ServiceUnavailable", msg);
+    }
+    l7_set_state(r, L7_DONE);
+    l7_finish(r, code);
+}
+
+static const struct lb_ureq_callbacks upstream_cbs = {
+    .on_headers = on_up_headers,
+    .on_data = on_up_data,
+    .on_end = on_up_end,
+};
+
+/* ---- the handler -------------------------------------------------------------------------- */
+
+static void l7_reject(struct px_worker *w, struct px_request *preq, const struct px_reqinfo *info,
+                      int code, const char *reason, const char *message)
+{
+    struct px_reqinfo copy = *info;
+
+    reply_status(preq, code, reason, message);
+    px_l7_count(w, &copy, code, 0);
+}
+
+void px_l7_handle(struct px_request *preq, void *arg)
+{
+    struct px_frontend *fe = arg;
+    struct px_worker *w = px_worker_self();
+    struct lb_uhdr headers[L7_MAX_HEADERS + 8];
+    struct lb_ureq_spec spec = {0};
+    struct px_reqinfo info;
+    const struct px_binding *b = w ? px_worker_binding(w, fe) : NULL;
+    struct lb_upstream *up = b ? px_worker_upstream(w, b) : NULL;
+    int rc;
+
+    px_reqinfo_parse(px_request_method(preq), px_request_path(preq),
+                     px_request_query(preq, "watch") != NULL, &info);
+    if (!up) {
+        l7_reject(w, preq, &info, 503, "ServiceUnavailable",
+                  "kfront has no upstream for this frontend");
+        return;
+    }
+    if (px_request_is_upgrade(preq)) {
+        l7_reject(w, preq, &info, 501, "NotImplemented",
+                  "kfront does not tunnel protocol upgrades (exec, attach, port-forward) yet");
+        return;
+    }
+    struct l7_req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        l7_reject(w, preq, &info, 503, "ServiceUnavailable", "out of memory");
+        return;
+    }
+    r->state = L7_UPSTREAM;
+    r->preq = preq;
+    r->worker = w;
+    r->info = info;
+    r->started_us = kf_now_us();
+    spec.n_headers = px_l7_identity_headers(preq, w->gen->cfg, headers, L7_MAX_HEADERS + 8);
+    spec.headers = headers;
+    spec.method = px_request_method(preq);
+    spec.path = px_l7_target(preq);
+    spec.body = px_request_body(preq, &spec.body_len);
+    spec.body_by_reference = true; /* the request (and its body) outlives the upstream stream */
+    spec.idempotent = strcmp(spec.method, "GET") == 0 || strcmp(spec.method, "HEAD") == 0;
+    r->lb = w->gen->lb;
+    lb_retain(r->lb);
+    px_request_on_close(preq, on_client_close, r);
+    px_request_on_drain(preq, on_client_drain, r);
+    rc = lb_ureq_start(up, b->pool, &spec, &upstream_cbs, r, &r->ureq);
+    if (rc < 0) {
+        px_request_on_close(preq, NULL, NULL);
+        px_request_on_drain(preq, NULL, NULL);
+        reply_status(preq, 503, "ServiceUnavailable",
+                     rc == -EHOSTUNREACH ? "no apiserver is available" : strerror(-rc));
+        l7_finish(r, 503);
+    }
+}

@@ -1,0 +1,54 @@
+/* L7 mode (private to proxy/): the request handler and what it needs from its worker. */
+#ifndef KF_PROXY_L7_H
+#define KF_PROXY_L7_H
+
+#include "lb/lb.h"
+#include "proxy/http/http.h"
+#include "proxy/proxy_internal.h"
+#include "proxy/reqinfo.h"
+
+/** px_handler_cb of every mode-http frontend; arg is its struct px_frontend. */
+void px_l7_handle(struct px_request *req, void *arg);
+
+/** The worker whose loop runs on this thread, or NULL on any other thread. */
+struct px_worker *px_worker_self(void);
+void px_worker_set_self(struct px_worker *w);
+
+/** The first binding of fe in the worker's generation, or NULL. */
+const struct px_binding *px_worker_binding(struct px_worker *w, const struct px_frontend *fe);
+
+/** The worker's upstream pool for the binding's backend, made on first use. */
+struct lb_upstream *px_worker_upstream(struct px_worker *w, const struct px_binding *b);
+
+/** Free every upstream pool of the worker (at exit, on its loop's thread). */
+void px_worker_upstreams_free(struct px_worker *w);
+
+/** Count a finished request for /metrics (verb, resource, code, duration). */
+void px_l7_count(struct px_worker *w, const struct px_reqinfo *info, int code, uint64_t us);
+
+/** Append kfront_http_* families, summed over workers. */
+void px_l7_metrics_write(struct px_daemon *d, struct evbuffer *out);
+
+/**
+ * Fill out with the headers to send upstream: the client's, less hop-by-hop
+ * and identity headers it may not set, plus the identity kfront vouches for
+ * (cfg->identity.mode). Returns how many were written (at most max).
+ */
+size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg, struct lb_uhdr *out,
+                              size_t max);
+
+/** "path?query" as the client sent it, in the request's arena. */
+const char *px_l7_target(struct px_request *req);
+
+/**
+ * The client TLS context kfront uses towards a backend's servers: CA from
+ * upstream_tls, and the client certificate the identity mode calls for.
+ * NULL with a reason in err on failure.
+ */
+struct ssl_ctx_st *px_l7_upstream_tls(const struct config *cfg, const struct config_backend *be,
+                                      char *err, size_t err_size);
+
+/** The serving TLS context of a mode-http frontend. */
+struct ssl_ctx_st *px_l7_server_tls(const struct config_frontend *fe, char *err, size_t err_size);
+
+#endif

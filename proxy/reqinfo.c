@@ -1,0 +1,109 @@
+/*
+ * The apiserver's request info rules (k8s.io/apiserver pkg/endpoints/request):
+ * /api/VERSION/... is the core group, /apis/GROUP/VERSION/... any other;
+ * "namespaces/NS/RESOURCE[/NAME[/SUB]]" is namespaced, except that
+ * "namespaces/NAME[/SUB]" names a namespace itself; GET becomes get with a
+ * name and list without one, watch with ?watch=1 (or the deprecated /watch/
+ * prefix), DELETE without a name deletecollection.
+ */
+#include "proxy/reqinfo.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_PARTS 10
+
+static size_t split(char *buf, char **parts)
+{
+    size_t n = 0;
+
+    char *save = NULL;
+
+    for (char *tok = strtok_r(buf, "/", &save); tok && n < MAX_PARTS;
+         tok = strtok_r(NULL, "/", &save))
+        parts[n++] = tok;
+    return n;
+}
+
+static void set(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src);
+}
+
+static const char *http_verb(const char *method, bool has_name, bool watch)
+{
+    if (strcasecmp(method, "GET") == 0 || strcasecmp(method, "HEAD") == 0)
+        return watch ? "watch" : has_name ? "get" : "list";
+    if (strcasecmp(method, "POST") == 0)
+        return "create";
+    if (strcasecmp(method, "PUT") == 0)
+        return "update";
+    if (strcasecmp(method, "PATCH") == 0)
+        return "patch";
+    if (strcasecmp(method, "DELETE") == 0)
+        return has_name ? "delete" : "deletecollection";
+    return NULL;
+}
+
+static void lower_method(const char *method, struct px_reqinfo *info)
+{
+    size_t i = 0;
+    for (; method[i] && i + 1 < sizeof(info->verb); i++)
+        info->verb[i] = (char)(method[i] >= 'A' && method[i] <= 'Z' ? method[i] + 32 : method[i]);
+    info->verb[i] = '\0';
+}
+
+/* parts[0..n) after the group/version prefix. */
+static void resource_parts(char **parts, size_t n, bool watch, const char *method,
+                           struct px_reqinfo *info)
+{
+    if (n > 0 && strcmp(parts[0], "watch") == 0) { /* deprecated /watch/ paths */
+        watch = true;
+        parts++;
+        n--;
+    }
+    /* As the apiserver: namespaces/NS/... scopes what follows, except the namespace's own
+     * subresources (status, finalize), which keep "namespaces" as the resource. */
+    if (n > 1 && strcmp(parts[0], "namespaces") == 0) {
+        set(info->namespace_, sizeof(info->namespace_), parts[1]);
+        if (n > 2 && strcmp(parts[2], "status") != 0 && strcmp(parts[2], "finalize") != 0) {
+            parts += 2;
+            n -= 2;
+        }
+    }
+    if (n == 0)
+        return;
+    set(info->resource, sizeof(info->resource), parts[0]);
+    if (n >= 2)
+        set(info->name, sizeof(info->name), parts[1]);
+    if (n >= 3) {
+        size_t len = strlen(info->resource);
+        snprintf(info->resource + len, sizeof(info->resource) - len, "/%s", parts[2]);
+    }
+    const char *verb = http_verb(method, n >= 2, watch);
+    if (verb)
+        set(info->verb, sizeof(info->verb), verb);
+    info->is_resource = true;
+}
+
+void px_reqinfo_parse(const char *method, const char *path, bool watch_param,
+                      struct px_reqinfo *info)
+{
+    char buf[1024];
+    char *parts[MAX_PARTS];
+    size_t n;
+
+    memset(info, 0, sizeof(*info));
+    lower_method(method, info);
+    set(buf, sizeof(buf), path);
+    n = split(buf, parts);
+    if (n >= 2 && strcmp(parts[0], "api") == 0) {
+        set(info->api_version, sizeof(info->api_version), parts[1]);
+        resource_parts(parts + 2, n - 2, watch_param, method, info);
+    } else if (n >= 3 && strcmp(parts[0], "apis") == 0) {
+        set(info->api_group, sizeof(info->api_group), parts[1]);
+        set(info->api_version, sizeof(info->api_version), parts[2]);
+        resource_parts(parts + 3, n - 3, watch_param, method, info);
+    }
+}
