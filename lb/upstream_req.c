@@ -112,7 +112,7 @@ static bool nominated(const struct lb_uhdr *hs, size_t n, const struct lb_uhdr *
 }
 
 /* Hop-by-hop headers end at kfront: RFC 9110 7.6.1 and RFC 9113 8.2.2. */
-static bool hop_by_hop(const struct lb_uhdr *hs, size_t n, const struct lb_uhdr *h)
+bool up_hop_by_hop(const struct lb_uhdr *hs, size_t n, const struct lb_uhdr *h)
 {
     static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
                                         "transfer-encoding", "upgrade"};
@@ -162,7 +162,7 @@ static int copy_header(struct lb_ureq *req, const struct lb_ureq_spec *spec,
         return 0; /* pseudo-headers are built here, never passed through */
     if (!is_token(h->name, h->name_len))
         return -EINVAL;
-    if (hop_by_hop(spec->headers, spec->n_headers, h))
+    if (up_hop_by_hop(spec->headers, spec->n_headers, h))
         return 0;
     if (name_is(h, "host")) {
         if (!spec->authority && !req->authority)
