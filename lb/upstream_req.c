@@ -457,7 +457,12 @@ int lb_ureq_end_body(struct lb_ureq *req)
 
 size_t lb_ureq_body_pending(const struct lb_ureq *req)
 {
-    return req && req->body_buf ? evbuffer_get_length(req->body_buf) : 0;
+    size_t n = req && req->body_buf ? evbuffer_get_length(req->body_buf) : 0;
+
+    /* HTTP/1 moves the body to the socket's buffer at once; that buffer is this request's */
+    if (n == 0 && req && req->body_buf && req->conn && req->conn->ops == &up_h1_ops)
+        n = up_conn_output_len(req->conn);
+    return n;
 }
 
 const struct lb_server *lb_ureq_server(const struct lb_ureq *req)
