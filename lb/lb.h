@@ -197,7 +197,11 @@ struct lb_ureq_spec {
     bool idempotent;        /* may be sent again after a failure (GET, HEAD, LIST, WATCH) */
 };
 
-/** The response head, once; status >= 200. The array lives until on_end. */
+/**
+ * The response head, once; status >= 200 (1xx heads are skipped). Header
+ * names are as the server sent them (lowercase over HTTP/2); hop-by-hop
+ * headers are not included. The array lives until on_end.
+ */
 typedef void (*lb_ureq_headers_cb)(struct lb_ureq *req, int status, const struct lb_uhdr *headers,
                                    size_t n_headers, void *arg);
 /** Body bytes; hand them on, then call lb_ureq_consume(req, len). */

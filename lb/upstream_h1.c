@@ -106,15 +106,23 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return append(h, at, len);
 }
 
+/* The head as the consumer sees it: without what concerned this hop only (a
+ * chunked Transfer-Encoding is already decoded, Connection is ours). */
 static int copy_fields(struct h1_conn *h, struct lb_ureq *req)
 {
-    up_req_reset_headers(req);
+    struct lb_uhdr all[MAX_FIELDS];
+
     for (size_t i = 0; i < h->n_fields; i++) {
         const struct h1_field *f = &h->fields[i];
-        if (up_req_add_header(req, h->head + f->name_off, f->name_len, h->head + f->value_off,
-                              f->value_len) < 0)
-            return -1;
+        all[i] = (struct lb_uhdr){h->head + f->name_off, f->name_len, h->head + f->value_off,
+                                  f->value_len};
     }
+    up_req_reset_headers(req);
+    for (size_t i = 0; i < h->n_fields; i++)
+        if (!up_hop_by_hop(all, h->n_fields, &all[i]) &&
+            up_req_add_header(req, all[i].name, all[i].name_len, all[i].value, all[i].value_len) <
+                0)
+            return -1;
     return 0;
 }
 

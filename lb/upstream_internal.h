@@ -224,6 +224,12 @@ void up_req_end(struct lb_ureq *req, int error);
 void up_req_failed(struct lb_ureq *req, int error);
 /** The authority to send: spec, Host, or the server's address. */
 const char *up_req_authority(const struct lb_ureq *req);
+/**
+ * Whether h, one of the n headers hs, is hop-by-hop: Connection, Keep-Alive,
+ * Proxy-Connection, Transfer-Encoding, Upgrade, TE (but "TE: trailers"), or
+ * named by a Connection header.
+ */
+bool up_hop_by_hop(const struct lb_uhdr *hs, size_t n, const struct lb_uhdr *h);
 /** The content-length to send (arena string), or NULL for none. */
 const char *up_req_content_length(struct lb_ureq *req);
 /** Copy up to len bytes of the body from where sending stands; *eof at its end. */

@@ -112,7 +112,7 @@ static bool nominated(const struct lb_uhdr *hs, size_t n, const struct lb_uhdr *
 }
 
 /* Hop-by-hop headers end at kfront: RFC 9110 7.6.1 and RFC 9113 8.2.2. */
-static bool hop_by_hop(const struct lb_uhdr *hs, size_t n, const struct lb_uhdr *h)
+bool up_hop_by_hop(const struct lb_uhdr *hs, size_t n, const struct lb_uhdr *h)
 {
     static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
                                         "transfer-encoding", "upgrade"};
@@ -162,7 +162,7 @@ static int copy_header(struct lb_ureq *req, const struct lb_ureq_spec *spec,
         return 0; /* pseudo-headers are built here, never passed through */
     if (!is_token(h->name, h->name_len))
         return -EINVAL;
-    if (hop_by_hop(spec->headers, spec->n_headers, h))
+    if (up_hop_by_hop(spec->headers, spec->n_headers, h))
         return 0;
     if (name_is(h, "host")) {
         if (!spec->authority && !req->authority)
@@ -457,7 +457,12 @@ int lb_ureq_end_body(struct lb_ureq *req)
 
 size_t lb_ureq_body_pending(const struct lb_ureq *req)
 {
-    return req && req->body_buf ? evbuffer_get_length(req->body_buf) : 0;
+    size_t n = req && req->body_buf ? evbuffer_get_length(req->body_buf) : 0;
+
+    /* HTTP/1 moves the body to the socket's buffer at once; that buffer is this request's */
+    if (n == 0 && req && req->body_buf && req->conn && req->conn->ops == &up_h1_ops)
+        n = up_conn_output_len(req->conn);
+    return n;
 }
 
 const struct lb_server *lb_ureq_server(const struct lb_ureq *req)
