@@ -78,9 +78,13 @@ sed -e "s/:$HA\$/:$KF/" -e "s/:$HAT\$/:$KFT/" $W/haproxy.cfg > $W/kfront-haproxy
   --log-level warn 2>$W/kfront.log & echo $! > $W/kfront.pid
 for _ in $(seq 50); do curl -sf http://127.0.0.1:$KFA/readyz >/dev/null && break; sleep 0.1; done
 chmod 644 $W/obj4k $W/big8m
-for p in $HA $KF; do
-  [ "$(curl -s -o /dev/null -w '%{size_download}' http://127.0.0.1:$p/big8m)" = 8388608 ] ||
-    { echo "backend check through port $p failed"; exit 1; }
+for p in $HA $KF; do  # both proxies up, their health checks passed, the file served whole
+  ok=
+  for _ in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{size_download}' http://127.0.0.1:$p/big8m || true)" = 8388608 ] && { ok=1; break; }
+    sleep 0.1
+  done
+  [ -n "$ok" ] || { echo "bench: no 8 MB answer through port $p (kfront log: $W/kfront.log)" >&2; cat $W/kfront.log >&2; exit 1; }
 done
 
 run_wrk() { # url extra-args... -> "rps p50_ms p99_ms"

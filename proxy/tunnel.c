@@ -347,6 +347,10 @@ static void dir_pump(struct px_tunnel *t, struct px_dir *d)
             tunnel_close(t, strerror(-rc));
             return;
         }
+        /* A short read emptied the socket: epoll is level-triggered and says when more
+         * comes, so do not spend a recv() just to hear EAGAIN (one per request saved). */
+        if ((size_t)n < PX_BUF_SIZE)
+            break;
     }
     if (d->buf) {
         buf_put(t->worker, d->buf);
