@@ -18,11 +18,18 @@ run_suite() { # dir, extra meson args...
   meson test -C "$dir" --num-processes "$jobs" --print-errorlogs
   local rc=$?
   local log="$dir/meson-logs/testlog.txt"
-  local ok bad
-  ok=$(awk '/^Ok:/ {print $2}' "$log" | tail -n1)
-  bad=$(awk '/^(Fail|Timeout|Unexpected Pass):/ {s+=$NF} END {print s+0}' "$log")
-  pass=$((pass + ${ok:-0}))
-  fail=$((fail + ${bad:-0}))
+  # Count test cases, not executables: Criterion's synthesis lines and the integration
+  # scripts' "N passed, N failed" lines; a test executable that died counts as one failure.
+  local counts
+  counts=$(awk '
+    /Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1); if ($i == "Failing:" || $i == "Crashing:") f += $(i+1) } }
+    /^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3 }
+    /^(Fail|Timeout):/ { exe += $NF }
+    END { print p+0, f+0, exe+0 }' "$log")
+  set -- $counts
+  pass=$((pass + $1))
+  fail=$((fail + $2))
+  if [ "$2" -eq 0 ] && [ "$3" -gt 0 ]; then fail=$((fail + $3)); fi
   return $rc
 }
 
