@@ -16,6 +16,7 @@ void cfg_frontend_defaults(struct config_frontend *fe)
 {
     memset(fe, 0, sizeof(*fe));
     fe->mode = CONFIG_MODE_TCP;
+    fe->max_concurrent_streams = 100; /* the apiserver's */
 }
 
 void cfg_check_defaults(struct config_check *check)
@@ -61,6 +62,8 @@ struct config *cfg_alloc(const char *source)
     cfg->arena = arena;
     cfg->source = kf_arena_strdup(arena, source);
     cfg->admin.listen = CFG_DEFAULT_ADMIN;
+    cfg->identity.mode = CONFIG_IDENTITY_FRONT_PROXY;
+    cfg->identity.token_cache_ttl_ms = 10000;
     if (!cfg->source)
         goto fail;
     cfg->workers = 0;

@@ -266,5 +266,6 @@ const char *config_mode_name(enum config_mode mode);
 const char *config_balance_name(enum config_balance balance);
 const char *config_check_type_name(enum config_check_type type);
 const char *config_server_state_name(enum config_server_state state);
+const char *config_identity_mode_name(enum config_identity_mode mode);
 
 #endif

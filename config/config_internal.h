@@ -18,6 +18,7 @@
 
 /* Names as written in the YAML file, indexed by the enum value. */
 extern const char *const config_mode_names[2];
+extern const char *const config_identity_mode_names[3];
 extern const char *const config_balance_names[3];
 extern const char *const config_check_type_names[5];
 extern const char *const config_server_state_names[3];

@@ -6,6 +6,7 @@
 #include <string.h>
 
 const char *const config_mode_names[2] = {"tcp", "http"};
+const char *const config_identity_mode_names[3] = {"front-proxy", "impersonate", "passthrough"};
 const char *const config_balance_names[3] = {"roundrobin", "leastconn", "local-first"};
 const char *const config_check_type_names[5] = {"none", "tcp", "tls", "http", "https"};
 const char *const config_server_state_names[3] = {"active", "drain", "disabled"};
@@ -111,4 +112,9 @@ int config_parse_duration_ms(const char *text, uint32_t *out_ms)
     }
     *out_ms = (uint32_t)total;
     return 0;
+}
+
+const char *config_identity_mode_name(enum config_identity_mode mode)
+{
+    return NAME_OF(config_identity_mode_names, mode);
 }

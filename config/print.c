@@ -87,18 +87,18 @@ static void put_bool(FILE *out, int indent, const char *key, bool value)
     fprintf(out, "%*s%s: %s\n", indent, "", key, value ? "true" : "false");
 }
 
-static void print_tls(const struct config_tls_client *tls, FILE *out)
+static void print_tls(const struct config_tls_client *tls, FILE *out, int indent, const char *key)
 {
-    fprintf(out, "      tls:\n");
+    fprintf(out, "%*s%s:\n", indent, "", key);
     if (tls->ca_file)
-        put_key_string(out, 8, "caFile", tls->ca_file);
+        put_key_string(out, indent + 2, "caFile", tls->ca_file);
     if (tls->cert_file)
-        put_key_string(out, 8, "certFile", tls->cert_file);
+        put_key_string(out, indent + 2, "certFile", tls->cert_file);
     if (tls->key_file)
-        put_key_string(out, 8, "keyFile", tls->key_file);
+        put_key_string(out, indent + 2, "keyFile", tls->key_file);
     if (tls->server_name)
-        put_key_string(out, 8, "serverName", tls->server_name);
-    put_bool(out, 8, "insecureSkipVerify", tls->insecure_skip_verify);
+        put_key_string(out, indent + 2, "serverName", tls->server_name);
+    put_bool(out, indent + 2, "insecureSkipVerify", tls->insecure_skip_verify);
 }
 
 static void print_check(const struct config_check *c, FILE *out)
@@ -111,7 +111,7 @@ static void print_check(const struct config_check *c, FILE *out)
     put_duration(out, 6, "timeout", c->timeout_ms);
     put_u32(out, 6, "rise", c->rise);
     put_u32(out, 6, "fall", c->fall);
-    print_tls(&c->tls, out);
+    print_tls(&c->tls, out, 6, "tls");
 }
 
 static void print_server(const struct config_server *s, FILE *out)
@@ -133,6 +133,9 @@ static void print_backend(const struct config_backend *be, FILE *out)
     put_key_string(out, 4, "balance", config_balance_name(be->balance));
     put_u32(out, 4, "connectRetries", be->connect_retries);
     print_check(&be->check, out);
+    if (be->upstream_tls.ca_file || be->upstream_tls.cert_file || be->upstream_tls.server_name ||
+        be->upstream_tls.insecure_skip_verify)
+        print_tls(&be->upstream_tls, out, 4, "upstreamTLS");
     fprintf(out, "    servers:%s\n", be->n_servers ? "" : " []");
     for (size_t i = 0; i < be->n_servers; i++)
         print_server(&be->servers[i], out);
@@ -151,6 +154,36 @@ static void print_frontend(const struct config_frontend *fe, FILE *out)
     put_key_string(out, 4, "mode", config_mode_name(fe->mode));
     put_key_string(out, 4, "backend", fe->backend);
     put_u32(out, 4, "maxConnections", fe->maxconn);
+    if (fe->mode != CONFIG_MODE_HTTP)
+        return;
+    fprintf(out, "    tls:\n");
+    if (fe->tls.cert_file)
+        put_key_string(out, 6, "certFile", fe->tls.cert_file);
+    if (fe->tls.key_file)
+        put_key_string(out, 6, "keyFile", fe->tls.key_file);
+    if (fe->tls.client_ca_file)
+        put_key_string(out, 6, "clientCAFile", fe->tls.client_ca_file);
+    fprintf(out, "    goawayChance: %g\n", (double)fe->goaway_chance_ppm / 1e6);
+    put_u32(out, 4, "maxConcurrentStreams", fe->max_concurrent_streams);
+}
+
+static bool any_http(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_frontends; i++)
+        if (cfg->frontends[i].mode == CONFIG_MODE_HTTP)
+            return true;
+    return false;
+}
+
+static void print_identity(const struct config_identity *id, FILE *out)
+{
+    fprintf(out, "identity:\n");
+    put_key_string(out, 2, "mode", config_identity_mode_name(id->mode));
+    if (id->proxy_client_cert_file)
+        put_key_string(out, 2, "proxyClientCertFile", id->proxy_client_cert_file);
+    if (id->proxy_client_key_file)
+        put_key_string(out, 2, "proxyClientKeyFile", id->proxy_client_key_file);
+    put_duration(out, 2, "tokenCacheTTL", id->token_cache_ttl_ms);
 }
 
 static void print_globals(const struct config *cfg, FILE *out)
@@ -175,6 +208,8 @@ static void print_globals(const struct config *cfg, FILE *out)
 int config_print_yaml(const struct config *cfg, FILE *out)
 {
     print_globals(cfg, out);
+    if (any_http(cfg))
+        print_identity(&cfg->identity, out);
     fprintf(out, "frontends:%s\n", cfg->n_frontends ? "" : " []");
     for (size_t i = 0; i < cfg->n_frontends; i++)
         print_frontend(&cfg->frontends[i], out);

@@ -222,6 +222,29 @@ static void check_listen(struct vctx *v, size_t fi)
     }
 }
 
+/* Mode http serves TLS, as the apiserver always does; mode tcp passes it through. */
+static void check_frontend_http(struct vctx *v, size_t fi)
+{
+    const struct config_frontend *fe = &v->cfg->frontends[fi];
+    const struct config_identity *id = &v->cfg->identity;
+
+    setpath(v, "frontends[%zu].tls", fi);
+    if (fe->mode == CONFIG_MODE_TCP) {
+        if (fe->tls.cert_file || fe->goaway_chance_ppm)
+            vwarn(v, fe->tls.loc.line ? fe->tls.loc : fe->loc,
+                  "tls and goawayChance are ignored in mode tcp (TLS passes through)");
+        return;
+    }
+    if (!fe->tls.cert_file)
+        verr(v, fe->loc, "mode http needs tls.certFile and tls.keyFile (kfront terminates TLS)");
+    setpath(v, "identity");
+    if (id->mode == CONFIG_IDENTITY_FRONT_PROXY &&
+        (!id->proxy_client_cert_file || !id->proxy_client_key_file))
+        verr(v, id->loc.line ? id->loc : fe->loc,
+             "mode front-proxy needs proxyClientCertFile and proxyClientKeyFile (a client "
+             "certificate signed by the front-proxy CA)");
+}
+
 static void check_frontend(struct vctx *v, size_t fi)
 {
     const struct config_frontend *fe = &v->cfg->frontends[fi];
@@ -243,6 +266,7 @@ static void check_frontend(struct vctx *v, size_t fi)
     if (fe->maxconn > v->cfg->maxconn)
         vwarn(v, fe->loc, "%u is above the global maxConnections %u, which still applies",
               fe->maxconn, v->cfg->maxconn);
+    check_frontend_http(v, fi);
 }
 
 /* ---- backends ------------------------------------------------------------------------ */

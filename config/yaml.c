@@ -70,6 +70,7 @@ _Static_assert(sizeof(enum config_balance) == sizeof(unsigned), "enum size");
 _Static_assert(sizeof(enum config_check_type) == sizeof(unsigned), "enum size");
 _Static_assert(sizeof(enum config_server_state) == sizeof(unsigned), "enum size");
 _Static_assert(sizeof(enum kf_log_level) == sizeof(unsigned), "enum size");
+_Static_assert(sizeof(enum config_identity_mode) == sizeof(unsigned), "enum size");
 
 /* ---- diagnostics ---------------------------------------------------------------- */
 
@@ -553,6 +554,31 @@ static void load_servers(struct yctx *y, yaml_node_t *node, void *base)
         load_list(y, node, &server_set, sizeof(struct config_server), init_server, &be->n_servers);
 }
 
+/* goawayChance: a decimal probability as the apiserver's --goaway-chance, 0 to 0.02. */
+static void load_goaway(struct yctx *y, yaml_node_t *node, void *base)
+{
+    struct config_frontend *fe = base;
+    const char *text;
+    char *end;
+    double v;
+
+    if (node->type != YAML_SCALAR_NODE) {
+        expected(y, node, "a number from 0 to 0.02");
+        return;
+    }
+    text = scalar(node);
+    errno = 0;
+    v = strtod(text, &end);
+    if (errno || end == text || *end || v < 0 || v > 0.02) {
+        yerr(y, node,
+             "expected a number from 0 to 0.02 (the apiserver's --goaway-chance), "
+             "got \"%.40s\"",
+             text);
+        return;
+    }
+    fe->goaway_chance_ppm = (uint32_t)(v * 1e6 + 0.5);
+}
+
 /* ---- the schema ---------------------------------------------------------------------- */
 
 /* Designated initialisers only: each entry sets just what its kind uses. */
@@ -588,6 +614,23 @@ static const struct field tls_fields[] = {
 };
 static const struct fieldset tls_set = SET_LOC(tls_fields, TLS(loc));
 
+#define STLS(f) offsetof(struct config_tls_server, f)
+static const struct field server_tls_fields[] = {
+    STR("certFile", STLS(cert_file), .required = true),
+    STR("keyFile", STLS(key_file), .required = false),
+    STR("clientCAFile", STLS(client_ca_file), .required = false),
+};
+static const struct fieldset server_tls_set = SET_LOC(server_tls_fields, STLS(loc));
+
+#define ID(f) offsetof(struct config_identity, f)
+static const struct field identity_fields[] = {
+    ENUM("mode", ID(mode), config_identity_mode_names),
+    STR("proxyClientCertFile", ID(proxy_client_cert_file), .required = false),
+    STR("proxyClientKeyFile", ID(proxy_client_key_file), .required = false),
+    DUR("tokenCacheTTL", ID(token_cache_ttl_ms), 0),
+};
+static const struct fieldset identity_set = SET_LOC(identity_fields, ID(loc));
+
 #define CHK(f) offsetof(struct config_check, f)
 static const struct field check_fields[] = {
     ENUM("type", CHK(type), config_check_type_names),
@@ -619,6 +662,7 @@ static const struct field backend_fields[] = {
     ENUM("balance", BE(balance), config_balance_names),
     NUM("connectRetries", BE(connect_retries), 0, 100),
     MAP("healthCheck", BE(check), &check_set),
+    MAP("upstreamTLS", BE(upstream_tls), &tls_set),
     CUSTOM("servers", load_servers, false),
 };
 static const struct fieldset backend_set = SET_LOC(backend_fields, BE(loc));
@@ -630,6 +674,9 @@ static const struct field frontend_fields[] = {
     ENUM("mode", FE(mode), config_mode_names),
     STR("backend", FE(backend), .required = true, VLOC(FE(backend_loc))),
     NUM("maxConnections", FE(maxconn), 0, UINT32_MAX),
+    MAP("tls", FE(tls), &server_tls_set),
+    CUSTOM("goawayChance", load_goaway, false),
+    NUM("maxConcurrentStreams", FE(max_concurrent_streams), 1, 1000),
 };
 static const struct fieldset frontend_set = SET_LOC(frontend_fields, FE(loc));
 
@@ -655,6 +702,7 @@ static const struct field top_fields[] = {
     ENUM("logLevel", CFG(log_level), config_log_level_names),
     MAP("admin", CFG(admin), &admin_set),
     MAP("timeouts", CFG(timeouts), &timeout_set),
+    MAP("identity", CFG(identity), &identity_set),
     CUSTOM("frontends", load_frontends, false),
     CUSTOM("backends", load_backends, false),
 };

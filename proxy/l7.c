@@ -122,11 +122,13 @@ static void on_client_close(struct px_request *preq, void *arg)
     l7_finish(r, 499);     /* nginx's "client closed request" */
 }
 
+/* Content-Length goes through: the body is forwarded byte for byte, and clients see the
+ * apiserver's framing (an aborted upstream stream aborts the client's). */
 static bool hop_by_hop(const char *name, size_t len)
 {
-    static const char *const names[] = {"connection",        "keep-alive",    "proxy-connection",
-                                        "transfer-encoding", "upgrade",       "te",
-                                        "trailer",           "content-length"};
+    static const char *const names[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+        "upgrade",    "te",         "trailer"};
     for (size_t i = 0; i < KF_ARRAY_SIZE(names); i++)
         if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
             return true;

@@ -145,16 +145,20 @@ Test(print, every_yaml_field_roundtrips)
     struct config *cfg = parse_yaml(
         YAML_HEAD
         "workers: 3\nmaxConnections: 7\nlogLevel: warn\nadmin: {listen: \"\"}\n"
+        "identity: {mode: impersonate, tokenCacheTTL: 1m}\n"
         "timeouts: {connect: 1ms, clientHello: 0s, client: 1h, server: 61s, tunnel: 2h1s,"
         " drain: 0s}\n"
         "frontends:\n"
-        "  - {name: a, listen: [\"[::1]:1\"], mode: http, backend: b, maxConnections: 5}\n"
+        "  - {name: a, listen: [\"[::1]:1\"], mode: http, backend: b, maxConnections: 5,\n"
+        "     tls: {certFile: /s.crt, keyFile: /s.key, clientCAFile: /ca.crt},\n"
+        "     goawayChance: 0.02, maxConcurrentStreams: 7}\n"
         "backends:\n"
         "  - name: b\n"
         "    balance: local-first\n"
         "    connectRetries: 0\n"
         "    healthCheck: {type: none, path: /x, expectStatus: 599, interval: 1ms, "
         "timeout: 1ms, rise: 9, fall: 8, tls: {serverName: n, insecureSkipVerify: true}}\n"
+        "    upstreamTLS: {caFile: /ca.crt, certFile: /k.crt, keyFile: /k.key}\n"
         "    servers: [{name: s, address: \"h.example:1\", weight: 256, backup: true, "
         "local: true, state: drain, check: false}]\n");
     char *text;
@@ -162,7 +166,9 @@ Test(print, every_yaml_field_roundtrips)
     cr_assert_not_null(cfg, "%s", diags_text());
     text = roundtrip(cfg);
     expect_all(text, "admin:\n  listen: \"\"\n", "  tunnel: 2h1s\n", "logLevel: warn\n",
-               "    balance: local-first\n", NULL);
+               "    balance: local-first\n", "identity:\n  mode: impersonate\n",
+               "    goawayChance: 0.02\n", "    maxConcurrentStreams: 7\n",
+               "      clientCAFile: /ca.crt\n", "    upstreamTLS:\n      caFile: /ca.crt\n", NULL);
     free(text);
     config_free(cfg);
 }

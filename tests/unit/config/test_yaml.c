@@ -15,6 +15,11 @@ static const char full[] =
     "workers: 4            # 0 = one per core\n"
     "maxConnections: 20000\n"
     "logLevel: debug\n"
+    "identity:\n"
+    "  mode: front-proxy\n"
+    "  proxyClientCertFile: /etc/k/front-proxy-client.crt\n"
+    "  proxyClientKeyFile: /etc/k/front-proxy-client.key\n"
+    "  tokenCacheTTL: 30s\n"
     "admin:\n"
     "  listen: 127.0.0.1:9500\n"
     "timeouts:\n"
@@ -30,6 +35,10 @@ static const char full[] =
     "    mode: http\n"
     "    backend: masters\n"
     "    maxConnections: 1000\n"
+    "    tls: {certFile: /etc/k/apiserver.crt, keyFile: /etc/k/apiserver.key,\n"
+    "          clientCAFile: /etc/k/ca.crt}\n"
+    "    goawayChance: 0.001\n"
+    "    maxConcurrentStreams: 250\n"
     "  - name: local\n"
     "    listen: 127.0.0.1:7443\n"
     "    backend: masters\n"
@@ -47,6 +56,7 @@ static const char full[] =
     "      fall: 5\n"
     "      tls: {caFile: /etc/k/ca.crt, certFile: /etc/k/c.crt, keyFile: /etc/k/c.key,\n"
     "            serverName: kubernetes, insecureSkipVerify: false}\n"
+    "    upstreamTLS: {caFile: /etc/k/ca.crt, serverName: kubernetes}\n"
     "    servers:\n"
     "      - {name: m1, address: \"10.0.1.10:6443\", weight: 0, backup: false, local: true,\n"
     "         state: drain, check: false}\n"
@@ -68,6 +78,14 @@ Test(yaml, every_field)
     cr_expect_eq(cfg->workers, 4);
     cr_expect_eq(cfg->maxconn, 20000);
     cr_expect_eq(cfg->log_level, KF_LOG_DEBUG);
+    cr_expect_eq(cfg->identity.mode, CONFIG_IDENTITY_FRONT_PROXY);
+    cr_expect_str_eq(cfg->identity.proxy_client_key_file, "/etc/k/front-proxy-client.key");
+    cr_expect_eq(cfg->identity.token_cache_ttl_ms, 30000);
+    cr_expect_str_eq(cfg->frontends[0].tls.client_ca_file, "/etc/k/ca.crt");
+    cr_expect_eq(cfg->frontends[0].goaway_chance_ppm, 1000);
+    cr_expect_eq(cfg->frontends[0].max_concurrent_streams, 250);
+    cr_expect_eq(cfg->frontends[1].max_concurrent_streams, 100);
+    cr_expect_str_eq(cfg->backends[0].upstream_tls.server_name, "kubernetes");
     cr_expect_str_eq(cfg->admin.listen, "127.0.0.1:9500");
     cr_expect_eq(cfg->timeouts.connect_ms, 3000);
     cr_expect_eq(cfg->timeouts.client_hello_ms, 1500);
@@ -82,14 +100,14 @@ Test(yaml, every_field)
     cr_assert_eq(fe->n_listen, 2);
     cr_expect_str_eq(fe->listen[0], "0.0.0.0:6443");
     cr_expect_str_eq(fe->listen[1], "[::]:6443");
-    cr_expect_eq(fe->listen_locs[1].line, 17);
+    cr_expect_eq(fe->listen_locs[1].line, 22);
     cr_expect_eq(fe->listen_locs[1].column, 30);
     cr_expect_eq(fe->mode, CONFIG_MODE_HTTP);
     cr_expect_str_eq(fe->backend, "masters");
-    cr_expect_eq(fe->backend_loc.line, 19);
+    cr_expect_eq(fe->backend_loc.line, 24);
     cr_expect_eq(fe->backend_loc.column, 14);
     cr_expect_eq(fe->maxconn, 1000);
-    cr_expect_eq(fe->loc.line, 16);
+    cr_expect_eq(fe->loc.line, 21);
     cr_expect_eq(fe->loc.column, 5);
     /* a single string is accepted for listen */
     cr_assert_eq(cfg->frontends[1].n_listen, 1);
@@ -108,20 +126,20 @@ Test(yaml, every_field)
     cr_expect_eq(be->check.timeout_ms, 500);
     cr_expect_eq(be->check.rise, 4);
     cr_expect_eq(be->check.fall, 5);
-    cr_expect_eq(be->check.loc.line, 29);
+    cr_expect_eq(be->check.loc.line, 38);
     cr_expect_str_eq(be->check.tls.ca_file, "/etc/k/ca.crt");
     cr_expect_str_eq(be->check.tls.cert_file, "/etc/k/c.crt");
     cr_expect_str_eq(be->check.tls.key_file, "/etc/k/c.key");
     cr_expect_str_eq(be->check.tls.server_name, "kubernetes");
     cr_expect_not(be->check.tls.insecure_skip_verify);
-    cr_expect_eq(be->check.tls.loc.line, 36);
+    cr_expect_eq(be->check.tls.loc.line, 45);
     cr_expect_eq(be->check.tls.loc.column, 12);
 
     cr_assert_eq(be->n_servers, 3);
     const struct config_server *s = be->servers;
     cr_expect_str_eq(s[0].name, "m1");
     cr_expect_str_eq(s[0].address, "10.0.1.10:6443");
-    cr_expect_eq(s[0].address_loc.line, 39);
+    cr_expect_eq(s[0].address_loc.line, 49);
     cr_expect_eq(s[0].address_loc.column, 29);
     cr_expect_eq(s[0].weight, 0);
     cr_expect(s[0].local);
@@ -132,7 +150,7 @@ Test(yaml, every_field)
     cr_expect_eq(s[1].weight, 256);
     cr_expect(s[1].backup);
     cr_expect_eq(s[1].state, CONFIG_SERVER_DISABLED);
-    cr_expect_eq(s[1].loc.line, 41);
+    cr_expect_eq(s[1].loc.line, 51);
     cr_expect_str_eq(s[2].address, "m3.example.com:6443");
     cr_expect_eq(s[2].weight, 1);
     cr_expect(s[2].check);
@@ -283,4 +301,36 @@ Test(config, new_default_and_find_backend)
     cr_expect_null(config_find_backend(NULL, "x"));
     config_free(cfg);
     config_free(NULL);
+}
+
+Test(yaml, goaway_chance_is_a_bounded_decimal)
+{
+    static const char *const bad[] = {"0.5", "-0.001", "1e", "lots", "[0.1]"};
+    char text[512];
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(bad); i++) {
+        snprintf(text, sizeof(text),
+                 "apiVersion: kfront.io/v1alpha1\nkind: KfrontConfiguration\n"
+                 "frontends:\n  - {name: a, listen: [\"127.0.0.1:1\"], backend: b,\n"
+                 "     goawayChance: %s}\n"
+                 "backends:\n  - {name: b, servers: [{name: s, address: \"127.0.0.1:2\"}]}\n",
+                 bad[i]);
+        cr_expect_null(parse_yaml(text), "accepted goawayChance %s", bad[i]);
+        cr_expect(strstr(diags_text(), "goawayChance") != NULL, "%s", diags_text());
+    }
+}
+
+Test(yaml, mode_http_needs_serving_tls_and_front_proxy_identity)
+{
+    struct config *cfg =
+        parse_yaml("apiVersion: kfront.io/v1alpha1\nkind: KfrontConfiguration\n"
+                   "frontends:\n  - {name: a, listen: [\"127.0.0.1:1\"], mode: http, backend: b}\n"
+                   "backends:\n  - {name: b, servers: [{name: s, address: \"127.0.0.1:2\"}]}\n");
+
+    cr_expect_null(cfg);
+    cr_expect(strstr(diags_text(), "kfront.yaml:4:5: error: frontends[0].tls: mode http needs "
+                                   "tls.certFile and tls.keyFile") != NULL,
+              "%s", diags_text());
+    cr_expect(strstr(diags_text(), "identity: mode front-proxy needs proxyClientCertFile") != NULL,
+              "%s", diags_text());
 }

@@ -117,9 +117,10 @@ Test(yaml_errors, api_version_and_kind)
 
 Test(yaml_errors, unknown_keys)
 {
-    expect_only(YAML_MIN "bogus: 1\n",
-                "kfront.yaml:12:1: error: bogus: unknown key, expected one of apiVersion, kind, "
-                "workers, maxConnections, logLevel, admin, timeouts, frontends or backends\n");
+    expect_only(
+        YAML_MIN "bogus: 1\n",
+        "kfront.yaml:12:1: error: bogus: unknown key, expected one of apiVersion, kind, "
+        "workers, maxConnections, logLevel, admin, timeouts, identity, frontends or backends\n");
     expect_only(YAML_HEAD "frontends: [{name: fe, listen: \"0.0.0.0:1\", backend: be}]\n"
                           "backends:\n"
                           "  - name: be\n"
@@ -222,9 +223,10 @@ Test(yaml_errors, errors_are_collected_and_capped)
     cr_assert_null(parse_yaml(text));
     cr_expect_eq(test_diags.n, CONFIG_MAX_DIAGS);
     cr_expect_eq(test_diags.n_errors, 100);
-    cr_expect_str_eq(diag(63), "kfront.yaml:67:17: error: backends[63].bogus: unknown key, "
-                               "expected one of name, balance, connectRetries, healthCheck or "
-                               "servers");
+    cr_expect_str_eq(diag(63),
+                     "kfront.yaml:67:17: error: backends[63].bogus: unknown key, "
+                     "expected one of name, balance, connectRetries, healthCheck, upstreamTLS or "
+                     "servers");
     free(text);
 }
 
@@ -243,8 +245,8 @@ Test(yaml_errors, alias_expansion_is_bounded)
         o += (size_t)sprintf(text + o, "  - *b\n");
     cr_assert_null(parse_yaml(text));
     cr_expect(has_diag("kfront.yaml:3:1: error: x: unknown key, expected one of apiVersion, kind, "
-                       "workers, maxConnections, logLevel, admin, timeouts, frontends or "
-                       "backends"),
+                       "workers, maxConnections, logLevel, admin, timeouts, identity, "
+                       "frontends or backends"),
               "%s", diag(0));
     bool capped = false;
     for (size_t i = 0; i < test_diags.n; i++)
