@@ -326,16 +326,24 @@ int codec_watch_event_json(struct codec_buf *out, enum codec_event_type t, const
 int codec_watch_event_pb(struct codec_buf *out, enum codec_event_type t, const void *obj,
                          size_t len);
 
+/** Bookmark options. */
+enum {
+    /* annotation k8s.io/initial-events-end: "true", which ends a watch-list's initial events */
+    CODEC_BOOKMARK_INITIAL_EVENTS_END = 1,
+    /* "creationTimestamp":null in JSON, as apiservers wrote before metav1.Time got omitzero
+     * (the recorded v1.26 does; current releases omit it) */
+    CODEC_BOOKMARK_NULL_CREATION = 2,
+};
+
 /**
  * The object of a BOOKMARK event for type t at resourceVersion rv, as the
- * apiserver writes it (an empty object of the type: JSON with kind and
- * apiVersion, or enveloped protobuf). initial_events_end adds the annotation
- * k8s.io/initial-events-end: "true" that ends a watch-list's initial events.
+ * apiserver writes it: an empty object of the type (so Pod bookmarks carry
+ * "spec":{"containers":null},"status":{} and their protobuf twin), with
+ * kind/apiVersion in JSON or enveloped in protobuf. flags: CODEC_BOOKMARK_*.
+ * -ENOENT for a type without a known shape.
  */
-int codec_bookmark_json(struct codec_buf *out, enum codec_kind t, uint64_t rv,
-                        bool initial_events_end);
-int codec_bookmark_pb(struct codec_buf *out, enum codec_kind t, uint64_t rv,
-                      bool initial_events_end);
+int codec_bookmark_json(struct codec_buf *out, enum codec_kind t, uint64_t rv, unsigned flags);
+int codec_bookmark_pb(struct codec_buf *out, enum codec_kind t, uint64_t rv, unsigned flags);
 
 /* ---- watch streams ---------------------------------------------------------------- */
 

@@ -45,6 +45,9 @@ void pbw_string(struct codec_buf *b, uint32_t num, const char *s);
 void pbw_uint(struct codec_buf *b, uint32_t num, uint64_t v);
 /* Size of a length-delimited field holding len bytes. */
 size_t pb_len_field_size(uint32_t num, size_t len);
+/* `k8s\0` + Unknown up to the first byte of raw (whose length is raw_len). */
+void pb_envelope_head(struct codec_buf *out, const char *api_version, const char *kind,
+                      size_t raw_len);
 
 /* ---- JSON tokens (jsmn lives in codec_json.c only) ------------------------- */
 
@@ -122,6 +125,15 @@ struct kind_fields {
      * NULL for types with the default conversion (metadata.name/namespace only) */
     const char *const *accepted;
 };
+
+/* ---- validation messages (codec_validate.c) ----------------------------------- */
+
+/* Append the apiserver's reasons why key is not a label key ("; "-joined); true if any. */
+bool label_key_errors(const char *key, struct codec_buf *b);
+/* Same for a label value. */
+bool label_value_errors(const char *value, struct codec_buf *b);
+/* Append s quoted as Go's %q does. */
+void go_quote(struct codec_buf *b, const char *s, size_t len);
 
 /* Rules for a type; never NULL (unknown types get the default). */
 const struct kind_fields *kind_fields(enum codec_kind k);
