@@ -238,7 +238,8 @@ static int cmp_str(const void *a, const void *b)
 static size_t sort_unique(const char **v, size_t n)
 {
     size_t o = 0;
-    qsort(v, n, sizeof(*v), cmp_str);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_str);
     for (size_t i = 0; i < n; i++) {
         if (o == 0 || strcmp(v[o - 1], v[i]) != 0)
             v[o++] = v[i];
@@ -479,7 +480,8 @@ static int keep(struct codec_label_selector *sel, const struct parser *p)
         }
     }
     sel->n = p->nreq;
-    qsort(sel->reqs, sel->n, sizeof(*sel->reqs), cmp_req);
+    if (sel->n > 1)
+        qsort(sel->reqs, sel->n, sizeof(*sel->reqs), cmp_req);
     return 0;
 }
 

@@ -38,7 +38,7 @@ static void expect_bytes(const char *what, const struct codec_buf *b, const char
     }
 }
 
-/* A recorded pretty body, compacted. */
+/* A recorded pretty body, compacted (and NUL-terminated). */
 static struct codec_buf compacted(const char *name)
 {
     size_t len;
@@ -46,6 +46,8 @@ static struct codec_buf compacted(const char *name)
     struct codec_buf b;
     codec_buf_init(&b);
     cr_assert_eq(codec_json_compact(&b, body, len), 0);
+    cr_assert_eq(codec_buf_append(&b, "", 1), 0); /* NUL-terminated for strstr, not counted */
+    b.len--;
     free(body);
     return b;
 }
