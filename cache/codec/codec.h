@@ -13,6 +13,24 @@
  * apiserver adds itself. The generated protobuf-c bindings of the schema are
  * available to users of dep_codec as "k8s_<package>.pb-c.h".
  *
+ * Costs (measured on this machine, -O2): metadata from JSON is one byte
+ * pre-scan (depth bound, token count), one jsmn pass and a walk over the
+ * tokens that only enters metadata and selector-field objects: ~200 MB/s,
+ * 17 us for a 3.6 KB pretty-printed pod, one malloc (tokens) plus the arena.
+ * From protobuf the wire bytes are walked in place: 1.5 us for a 1.1 KB pod.
+ * Builders append to a growable buffer and copy object bytes once.
+ *
+ * Generated bindings: the schema (proto/) is the upstream one, field for field,
+ * for the types in codec_type's table and everything they reference (see
+ * proto/extract_k8s.py). protobuf-c keeps fields it does not know but packs
+ * them after the known ones, so never re-pack an object to forward it. The
+ * generated code has a member named `linux`: compile users in strict C
+ * (-std=c17, as this project does), where `linux` is not a predefined macro.
+ *
+ * JSON keys are compared as raw bytes: a key spelled with escapes
+ * ("metad\u0061ta") is not recognised (Go would decode it). Invalid UTF-8 in an
+ * extracted string is an error (Go would substitute U+FFFD).
+ *
  * Return convention: 0 on success, negative errno on failure. Malformed input
  * gives -EBADMSG (or -EPROTO for a wrong magic), lengths over a configured
  * bound -EMSGSIZE, allocation failure -ENOMEM; readers of partial input
@@ -191,7 +209,7 @@ struct kf_arena;
  * -EBADMSG for malformed JSON, a non-object, trailing bytes, invalid UTF-8 or
  * control characters in an extracted string, metadata of the wrong type;
  * -ENOENT if kind is unknown and the object does not name a known type;
- * -EMSGSIZE if len exceeds 1 GiB; -ENOMEM.
+ * -EMSGSIZE if len exceeds 1 GiB; -EINVAL without an arena (it is required); -ENOMEM.
  */
 int codec_meta_from_json(const char *json, size_t len, enum codec_kind kind,
                          struct codec_meta *meta, struct kf_arena *arena);
@@ -366,8 +384,9 @@ void codec_watch_reader_init(struct codec_watch_reader *r, size_t max);
 /**
  * JSON lines: 0 with *event = the line without its newline (and without a
  * "\r" before it) and *consumed = bytes to drop from the front; blank lines
- * are skipped. KF_AGAIN when no complete line is buffered yet; -EMSGSIZE when
- * a line exceeds the bound.
+ * are skipped. KF_AGAIN when no complete line is buffered yet (*consumed then
+ * counts skipped blank lines: drop them too, the reader remembers how far it
+ * scanned relative to the new front); -EMSGSIZE when a line exceeds the bound.
  */
 int codec_watch_next_json(struct codec_watch_reader *r, const char *buf, size_t len,
                           struct codec_str *event, size_t *consumed);

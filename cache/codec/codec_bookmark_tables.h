@@ -2,17 +2,68 @@
 /* Per type: the JSON members after "metadata", and the protobuf fields after
  * ObjectMeta (field 1), of an empty object of that type. */
 static const struct bookmark_shape bookmark_shapes[CODEC_KIND_COUNT] = {
-    [CODEC_KIND_POD] = {",\"spec\":{\"containers\":null},\"status\":{}", sizeof(",\"spec\":{\"containers\":null},\"status\":{}") - 1, "\x12\x1c\x1a\x00\x32\x00\x42\x00\x4a\x00\x52\x00\x58\x00\x60\x00\x68\x00\x82\x01\x00\x8a\x01\x00\x9a\x01\x00\xc2\x01\x00\x1a\x13\x0a\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x4a\x00\x5a\x00\x72\x00\x88\x01\x00", sizeof("\x12\x1c\x1a\x00\x32\x00\x42\x00\x4a\x00\x52\x00\x58\x00\x60\x00\x68\x00\x82\x01\x00\x8a\x01\x00\x9a\x01\x00\xc2\x01\x00\x1a\x13\x0a\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x4a\x00\x5a\x00\x72\x00\x88\x01\x00") - 1},
-    [CODEC_KIND_NODE] = {",\"spec\":{},\"status\":{\"daemonEndpoints\":{\"kubeletEndpoint\":{\"Port\":0}},\"nodeInfo\":{\"machineID\":\"\",\"systemUUID\":\"\",\"bootID\":\"\",\"kernelVersion\":\"\",\"osImage\":\"\",\"containerRuntimeVersion\":\"\",\"kubeletVersion\":\"\",\"kubeProxyVersion\":\"\",\"operatingSystem\":\"\",\"architecture\":\"\"}}", sizeof(",\"spec\":{},\"status\":{\"daemonEndpoints\":{\"kubeletEndpoint\":{\"Port\":0}},\"nodeInfo\":{\"machineID\":\"\",\"systemUUID\":\"\",\"bootID\":\"\",\"kernelVersion\":\"\",\"osImage\":\"\",\"containerRuntimeVersion\":\"\",\"kubeletVersion\":\"\",\"kubeProxyVersion\":\"\",\"operatingSystem\":\"\",\"architecture\":\"\"}}") - 1, "\x12\x08\x0a\x00\x12\x00\x1a\x00\x20\x00\x1a\x1e\x1a\x00\x32\x04\x0a\x02\x08\x00\x3a\x14\x0a\x00\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x3a\x00\x42\x00\x4a\x00\x52\x00", sizeof("\x12\x08\x0a\x00\x12\x00\x1a\x00\x20\x00\x1a\x1e\x1a\x00\x32\x04\x0a\x02\x08\x00\x3a\x14\x0a\x00\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x3a\x00\x42\x00\x4a\x00\x52\x00") - 1},
+    [CODEC_KIND_POD] =
+        {",\"spec\":{\"containers\":null},\"status\":{}",
+         sizeof(",\"spec\":{\"containers\":null},\"status\":{}") - 1,
+         "\x12\x1c\x1a\x00\x32\x00\x42\x00\x4a\x00\x52\x00\x58\x00\x60\x00\x68\x00\x82\x01\x00\x8a"
+         "\x01\x00\x9a\x01\x00\xc2\x01\x00\x1a\x13\x0a\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x4a\x00"
+         "\x5a\x00\x72\x00\x88\x01\x00",
+         sizeof("\x12\x1c\x1a\x00\x32\x00\x42\x00\x4a\x00\x52\x00\x58\x00\x60\x00\x68\x00\x82\x01"
+                "\x00\x8a\x01\x00\x9a\x01\x00\xc2\x01\x00\x1a\x13\x0a\x00\x1a\x00\x22\x00\x2a\x00"
+                "\x32\x00\x4a\x00\x5a\x00\x72\x00\x88\x01\x00") -
+             1},
+    [CODEC_KIND_NODE] =
+        {",\"spec\":{},\"status\":{\"daemonEndpoints\":{\"kubeletEndpoint\":{\"Port\":0}},"
+         "\"nodeInfo\":{\"machineID\":\"\",\"systemUUID\":\"\",\"bootID\":\"\",\"kernelVersion\":"
+         "\"\",\"osImage\":\"\",\"containerRuntimeVersion\":\"\",\"kubeletVersion\":\"\","
+         "\"kubeProxyVersion\":\"\",\"operatingSystem\":\"\",\"architecture\":\"\"}}",
+         sizeof(",\"spec\":{},\"status\":{\"daemonEndpoints\":{\"kubeletEndpoint\":{\"Port\":0}},"
+                "\"nodeInfo\":{\"machineID\":\"\",\"systemUUID\":\"\",\"bootID\":\"\","
+                "\"kernelVersion\":\"\",\"osImage\":\"\",\"containerRuntimeVersion\":\"\","
+                "\"kubeletVersion\":\"\",\"kubeProxyVersion\":\"\",\"operatingSystem\":\"\","
+                "\"architecture\":\"\"}}") -
+             1,
+         "\x12\x08\x0a\x00\x12\x00\x1a\x00\x20\x00\x1a\x1e\x1a\x00\x32\x04\x0a\x02\x08\x00\x3a\x14"
+         "\x0a\x00\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x3a\x00\x42\x00\x4a\x00\x52\x00",
+         sizeof("\x12\x08\x0a\x00\x12\x00\x1a\x00\x20\x00\x1a\x1e\x1a\x00\x32\x04\x0a\x02\x08\x00"
+                "\x3a\x14\x0a\x00\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x3a\x00\x42\x00\x4a\x00"
+                "\x52\x00") -
+             1},
     [CODEC_KIND_CONFIGMAP] = {"", sizeof("") - 1, "", sizeof("") - 1},
     [CODEC_KIND_SECRET] = {"", sizeof("") - 1, "\x1a\x00", sizeof("\x1a\x00") - 1},
-    [CODEC_KIND_SERVICE] = {",\"spec\":{},\"status\":{\"loadBalancer\":{}}", sizeof(",\"spec\":{},\"status\":{\"loadBalancer\":{}}") - 1, "\x12\x10\x1a\x00\x22\x00\x3a\x00\x42\x00\x52\x00\x5a\x00\x62\x00\x68\x00\x1a\x02\x0a\x00", sizeof("\x12\x10\x1a\x00\x22\x00\x3a\x00\x42\x00\x52\x00\x5a\x00\x62\x00\x68\x00\x1a\x02\x0a\x00") - 1},
-    [CODEC_KIND_NAMESPACE] = {",\"spec\":{},\"status\":{}", sizeof(",\"spec\":{},\"status\":{}") - 1, "\x12\x00\x1a\x02\x0a\x00", sizeof("\x12\x00\x1a\x02\x0a\x00") - 1},
-    [CODEC_KIND_EVENT] = {",\"involvedObject\":{},\"source\":{},\"firstTimestamp\":null,\"lastTimestamp\":null,\"eventTime\":null,\"reportingComponent\":\"\",\"reportingInstance\":\"\"", sizeof(",\"involvedObject\":{},\"source\":{},\"firstTimestamp\":null,\"lastTimestamp\":null,\"eventTime\":null,\"reportingComponent\":\"\",\"reportingInstance\":\"\"") - 1, "\x12\x0e\x0a\x00\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x3a\x00\x1a\x00\x22\x00\x2a\x04\x0a\x00\x12\x00\x32\x00\x3a\x00\x40\x00\x4a\x00\x52\x00\x62\x00\x72\x00\x7a\x00", sizeof("\x12\x0e\x0a\x00\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x3a\x00\x1a\x00\x22\x00\x2a\x04\x0a\x00\x12\x00\x32\x00\x3a\x00\x40\x00\x4a\x00\x52\x00\x62\x00\x72\x00\x7a\x00") - 1},
+    [CODEC_KIND_SERVICE] =
+        {",\"spec\":{},\"status\":{\"loadBalancer\":{}}",
+         sizeof(",\"spec\":{},\"status\":{\"loadBalancer\":{}}") - 1,
+         "\x12\x10\x1a\x00\x22\x00\x3a\x00\x42\x00\x52\x00\x5a\x00\x62\x00\x68\x00\x1a\x02\x0a\x00",
+         sizeof("\x12\x10\x1a\x00\x22\x00\x3a\x00\x42\x00\x52\x00\x5a\x00\x62\x00\x68\x00\x1a\x02"
+                "\x0a\x00") -
+             1},
+    [CODEC_KIND_NAMESPACE] = {",\"spec\":{},\"status\":{}",
+                              sizeof(",\"spec\":{},\"status\":{}") - 1, "\x12\x00\x1a\x02\x0a\x00",
+                              sizeof("\x12\x00\x1a\x02\x0a\x00") - 1},
+    [CODEC_KIND_EVENT] =
+        {",\"involvedObject\":{},\"source\":{},\"firstTimestamp\":null,\"lastTimestamp\":null,"
+         "\"eventTime\":null,\"reportingComponent\":\"\",\"reportingInstance\":\"\"",
+         sizeof(",\"involvedObject\":{},\"source\":{},\"firstTimestamp\":null,\"lastTimestamp\":"
+                "null,\"eventTime\":null,\"reportingComponent\":\"\",\"reportingInstance\":\"\"") -
+             1,
+         "\x12\x0e\x0a\x00\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x3a\x00\x1a\x00\x22\x00\x2a\x04"
+         "\x0a\x00\x12\x00\x32\x00\x3a\x00\x40\x00\x4a\x00\x52\x00\x62\x00\x72\x00\x7a\x00",
+         sizeof("\x12\x0e\x0a\x00\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x3a\x00\x1a\x00\x22\x00"
+                "\x2a\x04\x0a\x00\x12\x00\x32\x00\x3a\x00\x40\x00\x4a\x00\x52\x00\x62\x00\x72\x00"
+                "\x7a\x00") -
+             1},
     [CODEC_KIND_ENDPOINTS] = {"", sizeof("") - 1, "", sizeof("") - 1},
     [CODEC_KIND_SERVICEACCOUNT] = {"", sizeof("") - 1, "", sizeof("") - 1},
-    [CODEC_KIND_ENDPOINTSLICE] = {",\"addressType\":\"\",\"endpoints\":null,\"ports\":null", sizeof(",\"addressType\":\"\",\"endpoints\":null,\"ports\":null") - 1, "\x22\x00", sizeof("\x22\x00") - 1},
-    [CODEC_KIND_LEASE] = {",\"spec\":{}", sizeof(",\"spec\":{}") - 1, "\x12\x00", sizeof("\x12\x00") - 1},
-    [CODEC_KIND_RUNTIMECLASS] = {",\"handler\":\"\"", sizeof(",\"handler\":\"\"") - 1, "\x12\x00", sizeof("\x12\x00") - 1},
-    [CODEC_KIND_CSIDRIVER] = {",\"spec\":{}", sizeof(",\"spec\":{}") - 1, "\x12\x00", sizeof("\x12\x00") - 1},
+    [CODEC_KIND_ENDPOINTSLICE] = {",\"addressType\":\"\",\"endpoints\":null,\"ports\":null",
+                                  sizeof(
+                                      ",\"addressType\":\"\",\"endpoints\":null,\"ports\":null") -
+                                      1,
+                                  "\x22\x00", sizeof("\x22\x00") - 1},
+    [CODEC_KIND_LEASE] = {",\"spec\":{}", sizeof(",\"spec\":{}") - 1, "\x12\x00",
+                          sizeof("\x12\x00") - 1},
+    [CODEC_KIND_RUNTIMECLASS] = {",\"handler\":\"\"", sizeof(",\"handler\":\"\"") - 1, "\x12\x00",
+                                 sizeof("\x12\x00") - 1},
+    [CODEC_KIND_CSIDRIVER] = {",\"spec\":{}", sizeof(",\"spec\":{}") - 1, "\x12\x00",
+                              sizeof("\x12\x00") - 1},
 };

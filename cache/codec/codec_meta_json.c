@@ -76,6 +76,7 @@ static int owner_refs(struct jctx *c, int arr)
 {
     const struct jdoc *d = c->d;
     struct codec_meta *m = c->meta;
+    m->n_owners = 0; /* a repeated member replaces the earlier one, as in Go */
     if (is_null(d, arr))
         return 0;
     if (d->tok[arr].type != JT_ARRAY)
@@ -225,6 +226,8 @@ int codec_meta_from_json(const char *json, size_t len, enum codec_kind kind,
 {
     struct jdoc d;
     memset(meta, 0, sizeof(*meta));
+    if (!arena)
+        return -EINVAL;
     int rc = jdoc_parse(&d, json, len);
     if (rc < 0)
         goto out;

@@ -138,8 +138,6 @@ static int alloc_arrays(struct pctx *c, struct codec_str om)
     m->n_labels = m->n_annotations = m->n_owners = 0;
     if (!n[0] && !n[1] && !n[2])
         return 0;
-    if (!c->arena)
-        return -ENOMEM;
     m->labels = kf_arena_alloc(c->arena, n[0] * sizeof(*m->labels) + 1);
     m->annotations = kf_arena_alloc(c->arena, n[1] * sizeof(*m->annotations) + 1);
     m->owners = kf_arena_alloc(c->arena, n[2] * sizeof(*m->owners) + 1);
@@ -258,6 +256,8 @@ int codec_meta_from_pb(const void *buf, size_t len, enum codec_kind kind, struct
 {
     struct codec_str msg = {buf, len};
     memset(meta, 0, sizeof(*meta));
+    if (!arena)
+        return -EINVAL;
     if (len >= CODEC_PB_MAGIC_LEN && memcmp(buf, CODEC_PB_MAGIC, CODEC_PB_MAGIC_LEN) == 0) {
         struct codec_envelope env;
         int rc = codec_pb_envelope_parse(buf, len, &env);

@@ -293,6 +293,14 @@ Test(build, status_json_variants)
         .n_causes = 1,
         .code = 422};
     status_json("sar-missing-attributes", &invalid);
+    struct codec_status missing = {.status = "Failure",
+                                   .message = "configmaps \"x\" not found",
+                                   .reason = "NotFound",
+                                   .has_details = true,
+                                   .details_name = "x",
+                                   .details_kind = "configmaps",
+                                   .code = 404};
+    status_json("get-missing-ns-json", &missing);
     struct codec_status unauth = {
         .status = "Failure", .message = "Unauthorized", .reason = "Unauthorized", .code = 401};
     status_json("unauthenticated-list-pods", &unauth);

@@ -177,6 +177,20 @@ Test(meta, escapes_are_unescaped)
     cr_expect(codec_str_eq(m.labels[0].value, "\xf0\x9f\x98\x80"));
 }
 
+Test(meta, repeated_members_replace)
+{
+    /* duplicate keys: the last wins (as Go decodes), never overflowing the first's arrays */
+    const char *js = "{\"metadata\":{\"ownerReferences\":[{\"uid\":\"a\"}],"
+                     "\"ownerReferences\":[{\"uid\":\"b\"},{\"uid\":\"c\"}],"
+                     "\"labels\":{\"x\":\"1\"},\"labels\":{\"y\":\"2\",\"z\":\"3\"}}}";
+    struct codec_meta m;
+    cr_assert_eq(codec_meta_from_json(js, strlen(js), CODEC_KIND_POD, &m, arena), 0);
+    cr_assert_eq(m.n_owners, 2);
+    cr_expect(codec_str_eq(m.owners[1].uid, "c"));
+    cr_assert_eq(m.n_labels, 2);
+    cr_expect(codec_str_eq(m.labels[0].key, "y"));
+}
+
 Test(meta, recordings_watch_objects_match)
 {
     /* the same pod from a JSON GET and a protobuf GET */
@@ -221,6 +235,9 @@ Test(meta, malformed_json)
     cr_expect_eq(json_rc("{\"metadata\":{\"generation\":1e99}}"), -EBADMSG);
     cr_expect_eq(json_rc("{\"metadata\":{\"labels\":{\"a\":1}}}"), -EBADMSG);
     cr_expect_eq(json_rc("{\"metadata\":{}}\0{}"), 0); /* a C string ends at the NUL */
+    struct codec_meta m;
+    cr_expect_eq(codec_meta_from_json("{}", 2, CODEC_KIND_POD, &m, NULL), -EINVAL);
+    cr_expect_eq(codec_meta_from_pb("", 0, CODEC_KIND_POD, &m, NULL), -EINVAL);
 }
 
 static int nested_rc(size_t depth, bool balanced)
