@@ -61,6 +61,48 @@ static enum special special_of(const ProtobufCMessageDescriptor *d)
     return SP_NONE;
 }
 
+/*
+ * Fields Go embeds without a JSON name: their members appear directly in the
+ * parent's JSON object (Volume's VolumeSource, the LocalObjectReference of
+ * key selectors and projections, Probe's handler, ...).
+ */
+static bool is_inline(const ProtobufCMessageDescriptor *parent, const ProtobufCFieldDescriptor *f)
+{
+    static const struct {
+        const char *message, *field;
+    } inl[] = {
+        {"k8s.io.api.core.v1.Volume", "volumeSource"},
+        {"k8s.io.api.core.v1.PersistentVolumeSpec", "persistentVolumeSource"},
+        {"k8s.io.api.core.v1.Probe", "handler"},
+        {"k8s.io.api.core.v1.EphemeralContainer", "ephemeralContainerCommon"},
+    };
+
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
+        return false;
+    if (strcmp(f->name, "localObjectReference") == 0)
+        return true;
+    for (size_t i = 0; i < KF_ARRAY_SIZE(inl); i++)
+        if (strcmp(parent->name, inl[i].message) == 0 && strcmp(f->name, inl[i].field) == 0)
+            return true;
+    return false;
+}
+
+/* The inline field of d whose message has a field called key (and that field). */
+static const ProtobufCFieldDescriptor *inline_owner(const ProtobufCMessageDescriptor *d,
+                                                    const char *key,
+                                                    const ProtobufCFieldDescriptor **inner)
+{
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (!is_inline(d, f))
+            continue;
+        *inner = protobuf_c_message_descriptor_get_field_by_name(f->descriptor, key);
+        if (*inner)
+            return f;
+    }
+    return NULL;
+}
+
 /* ---- errors ----------------------------------------------------------------------- */
 
 struct conv {
@@ -568,6 +610,14 @@ static int conv_message(struct conv *c, const ProtobufCMessageDescriptor *d, str
         size_t saved = path_push(c, kid->key, kid->key_len);
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field_by_name(d, kid->key);
+        ProtobufCMessage *target = m;
+        const ProtobufCFieldDescriptor *owner = f ? NULL : inline_owner(d, kid->key, &f);
+        if (owner) {
+            ProtobufCMessage **slot = (ProtobufCMessage **)((char *)m + owner->offset);
+            if (!*slot && !(*slot = msg_new(c, owner->descriptor)))
+                return -ENOMEM;
+            target = *slot;
+        }
         if (!f) {
             int rc =
                 conv_fail(c, KS_CONV_UNKNOWN, "unknown field \"%.*s\"", (int)c->path_len, c->path);
@@ -575,13 +625,19 @@ static int conv_message(struct conv *c, const ProtobufCMessageDescriptor *d, str
             return rc;
         }
         if (kid->t == KS_J_NULL) {
-            /* null is the zero value: nothing to store, nothing to echo */
+            /* null is the zero value: nothing to store; Go echoes null only for Time fields */
+            enum special fsp =
+                f->type == PROTOBUF_C_TYPE_MESSAGE ? special_of(f->descriptor) : SP_NONE;
+            c->path_len = saved;
+            if (f->label != PROTOBUF_C_LABEL_REPEATED && (fsp == SP_TIME || fsp == SP_MICROTIME)) {
+                link = &kid->next;
+                continue;
+            }
             *link = kid->next;
             j->count--;
-            c->path_len = saved;
             continue;
         }
-        int rc = conv_field(c, f, kid, m);
+        int rc = conv_field(c, f, kid, target);
         c->path_len = saved;
         if (rc < 0)
             return rc;
@@ -835,6 +891,16 @@ static struct ks_json *to_dom(struct conv *c, const ProtobufCMessage *m)
                                 : scalar_to_dom(c, f, (const char *)m + f->offset);
         if (!v)
             return NULL;
+        if (is_inline(d, f) && v->t == KS_J_OBJ) {
+            /* an embedded struct: its members go straight into this object */
+            for (struct ks_json *k = v->kids; k; k = k->next) {
+                *tail = k;
+                tail = &k->next;
+                j->count++;
+            }
+            *tail = NULL;
+            continue;
+        }
         v->key = f->name;
         v->key_len = strlen(f->name);
         *tail = v;

@@ -102,6 +102,29 @@ void ks_bytes_unref(struct ks_bytes *b);
 /** px_free_cb-compatible cleanup: arg is the struct ks_bytes. */
 void ks_bytes_free_cb(const void *data, size_t len, void *arg);
 
+/* ---- string map (map.c) ------------------------------------------------------------------ */
+
+struct ks_map {
+    char **keys;
+    void **values;
+    size_t cap, n, used; /* used counts tombstones too */
+};
+
+/** Value for key, or NULL. */
+void *ks_map_get(const struct ks_map *m, const char *key);
+/** Insert or replace (the key is copied). */
+int ks_map_put(struct ks_map *m, const char *key, void *value);
+/** Remove key; returns its value (NULL if absent). */
+void *ks_map_remove(struct ks_map *m, const char *key);
+/** Free the map (and each value with free_value when not NULL). */
+void ks_map_free(struct ks_map *m, void (*free_value)(void *));
+
+/* A small set of current object versions (members of one index bucket). */
+struct ks_objset {
+    struct ks_obj **v;
+    size_t n, cap;
+};
+
 /* ---- resources (resources.c) -------------------------------------------------------- */
 
 enum { KS_MAX_FIELDS = 12 };
@@ -129,8 +152,11 @@ struct ks_res {
     size_t n_fields;
     /* JSON after "metadata" in a BOOKMARK object, e.g. ,"spec":{"containers":null},"status":{} */
     const char *bookmark_tail;
+    /* a field the store indexes (pods: spec.nodeName), NULL for none */
+    const char *index_field;
     /* runtime */
     size_t index;
+    struct ks_map by_field; /* index_field value -> struct ks_objset * */
     struct ks_table table;
     struct ks_evq *events; /* this resource's part of the history */
     struct kf_list watchers;
@@ -317,6 +343,11 @@ struct ks_snapshot {
  */
 int ks_snapshot_take(struct ks_snapshot *s, struct ks_res *res, const char *prefix, uint64_t rv);
 void ks_snapshot_release(struct ks_snapshot *s);
+/** Current objects of res whose index_field equals value (NULL when none). */
+const struct ks_objset *ks_store_indexed(struct ks_res *res, const char *value);
+/** Snapshot (now) of the objects of res with index_field == value, under prefix. */
+int ks_snapshot_take_indexed(struct ks_snapshot *s, struct ks_res *res, const char *prefix,
+                             const char *value);
 
 /* ---- protobuf wire helpers (pbw.c) ---------------------------------------------------- */
 
@@ -339,6 +370,10 @@ void ks_pb_envelope_end(struct ks_sb *sb, size_t raw_start);
 /** metav1.ListMeta as field `field`; remaining < 0 leaves remainingItemCount out. */
 void ks_pb_list_meta(struct ks_sb *sb, unsigned field, uint64_t rv, const char *cont,
                      int64_t remaining);
+/** The raw object bytes inside "k8s\0" + runtime.Unknown; -EINVAL when malformed. */
+int ks_pb_unwrap(const uint8_t *data, size_t len, const uint8_t **raw, size_t *raw_len);
+/** Read a varint at *p (< end), advancing *p; -EINVAL when truncated. */
+int ks_pb_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
 /** A protobuf watch frame: 4-byte length + WatchEvent{type, object{raw: obj}}. */
 void ks_watch_frame(struct ks_sb *sb, const char *type, const uint8_t *obj, size_t obj_len);
 
@@ -359,6 +394,7 @@ struct ks_status {
     struct ks_cause causes[8];
     size_t n_causes;
     const char *continue_token;
+    bool no_code; /* Status.code left out (0), e.g. a DELETE's success; HTTP status is code */
     char msgbuf[1024];
 };
 
@@ -442,5 +478,258 @@ int ks_obj_build(struct ks_res *res, struct ks_json *root, struct kf_arena *a, s
 int ks_obj_dom(const struct ks_obj *o, struct kf_arena *a, struct ks_json **out);
 /** A copy of o with metadata.resourceVersion = rv; NULL on failure. */
 struct ks_obj *ks_obj_with_rv(const struct ks_obj *o, uint64_t rv);
+
+/* ---- patches (patch.c) ---------------------------------------------------------------------- */
+
+/** Merge patch (RFC 7386) or, strategic, Kubernetes strategic merge patch into target. */
+int ks_patch_merge(struct kf_arena *a, struct ks_json *target, struct ks_json *patch,
+                   bool strategic, const struct ks_res *res, char *err, size_t errlen);
+/** RFC 6902 JSON patch (add, remove, replace, test) applied to root in place. */
+int ks_patch_json(struct kf_arena *a, struct ks_json *root, struct ks_json *ops, char *err,
+                  size_t errlen);
+/** Deep equality of two JSON values (object member order ignored). */
+bool ks_json_equal(const struct ks_json *x, const struct ks_json *y);
+
+/* ---- selectors (sel.c) ------------------------------------------------------------------ */
+
+struct ks_sel;
+
+/**
+ * Parse labelSelector and fieldSelector (either may be NULL) for res. On
+ * error -EINVAL with the apiserver's message in err (a 400).
+ */
+int ks_sel_parse(struct kf_arena *a, struct ks_res *res, const char *labels, const char *fields,
+                 struct ks_sel **out, char *err, size_t errlen);
+/** Does o match? (NULL selector matches everything.) */
+bool ks_sel_match(const struct ks_sel *s, const struct ks_obj *o);
+/** No terms at all. */
+bool ks_sel_empty(const struct ks_sel *s);
+/** The value of an "=" field term on path (e.g. spec.nodeName=X), or NULL. */
+const char *ks_sel_exact_field(const struct ks_sel *s, const char *path);
+
+/* ---- requests (api.c) ------------------------------------------------------------------- */
+
+struct px_request;
+struct event_base;
+struct event;
+
+#define KS_CT_PB "application/vnd.kubernetes.protobuf"
+
+enum ks_verb {
+    KS_V_GET,
+    KS_V_LIST,
+    KS_V_WATCH,
+    KS_V_CREATE,
+    KS_V_UPDATE,
+    KS_V_PATCH,
+    KS_V_DELETE,
+    KS_V_DELETECOLLECTION,
+    KS_V_N
+};
+extern const char *const ks_verb_name[KS_V_N];
+
+enum ks_fmt { KS_FMT_JSON, KS_FMT_PB, KS_FMT_TABLE };
+
+enum { KS_MAX_GROUPS = 16 };
+
+struct ks_user {
+    const char *name;
+    const char *uid;
+    const char *groups[KS_MAX_GROUPS];
+    size_t n_groups;
+    const char *extra_keys[8];
+    const char *extra_values[8];
+    size_t n_extra;
+};
+
+struct ks_req;
+typedef void (*ks_req_cb)(struct ks_req *r);
+
+/* One API request; lives in the request's arena. */
+struct ks_req {
+    struct px_request *px;
+    struct kf_arena *arena;
+    const char *method;
+    enum ks_verb verb;
+    bool verb_known;
+    struct ks_res *res;
+    const char *ns, *name, *sub;
+    enum ks_fmt fmt;
+    bool pretty;
+    bool err_pb; /* Status bodies in protobuf */
+    bool counted;
+    struct ks_user user;
+    int code;
+    uint64_t start_us;
+    struct event *timer;
+    bool table_columns_sent;   /* a Table watch sends its columns once */
+    uint64_t wait_deadline_ms; /* waiting for a future resourceVersion */
+    ks_req_cb wait_again;
+};
+
+extern struct event_base *ks_base;
+/** host:port that /api advertises. */
+extern const char *ks_advertise;
+extern char ks_advertise_buf[64];
+
+/** The px_handler_cb of the API listener(s). */
+void ks_api_handle(struct px_request *px, void *arg);
+void ks_rng_seed(uint64_t seed);
+uint64_t ks_rng(void);
+/** Uniform in [0, 1). */
+double ks_rng_unit(void);
+/** A random (v4) UUID string. */
+void ks_uuid(char out[37]);
+/** Query parameter parsed like Go's strconv.ParseBool accepting true. */
+bool ks_param_bool(struct ks_req *r, const char *name);
+
+/** Audit-Id, Cache-Control, Content-Type (if not NULL), APF headers. */
+void ks_headers(struct ks_req *r, const char *content_type);
+/** Whole response; JSON is pretty-printed for curl / ?pretty. Counts the request. */
+void ks_reply_body(struct ks_req *r, int code, const char *ctype, const char *body, size_t len);
+void ks_reply_sb_json(struct ks_req *r, int code, struct ks_sb *sb);
+void ks_reply_status(struct ks_req *r, const struct ks_status *st);
+void ks_reply_error(struct ks_req *r, int code, const char *reason, const char *fmt, ...)
+    KF_PRINTF(4, 5);
+void ks_reply_bad_request(struct ks_req *r, const char *fmt, ...) KF_PRINTF(2, 3);
+void ks_reply_not_found(struct ks_req *r, struct ks_res *res, const char *name);
+void ks_reply_no_route(struct ks_req *r);
+/** One object version in the negotiated format (bytes referenced, not copied). */
+void ks_reply_obj(struct ks_req *r, int code, struct ks_obj *o);
+/** Count a request that finished outside ks_reply_* (streams). */
+void ks_req_count(struct ks_req *r, int code);
+
+/* discovery and non-resource endpoints (discovery.c) */
+void ks_discovery(struct ks_req *r, const char *group, const char *version);
+void ks_nonresource(struct ks_req *r, char **seg, size_t n);
+
+/* reads (read.c), watches (watch.c), writes (write.c) */
+void ks_handle_get(struct ks_req *r);
+void ks_handle_list(struct ks_req *r);
+void ks_handle_watch(struct ks_req *r);
+void ks_handle_create(struct ks_req *r);
+void ks_handle_update(struct ks_req *r);
+void ks_handle_patch(struct ks_req *r);
+void ks_handle_delete(struct ks_req *r);
+void ks_handle_delete_collection(struct ks_req *r);
+
+/* writes (write.c) */
+extern unsigned ks_pod_termination_ms;
+/** The request body as a JSON DOM (JSON or protobuf); NULL after sending the error. */
+struct ks_json *ks_body_dom(struct ks_req *r, const struct ks_res *res, bool patch);
+/** Store dom as the next version (rv set here); NULL after sending the error. */
+struct ks_obj *ks_commit(struct ks_req *r, struct ks_res *res, struct ks_json *dom);
+/** Bind a pod DOM to node (spec.nodeName + PodScheduled condition). */
+int ks_pod_bind(struct kf_arena *a, struct ks_json *pod, const char *node);
+void ks_reply_already_exists(struct ks_req *r, const struct ks_res *res, const char *name);
+void ks_reply_ns_not_found(struct ks_req *r, const char *ns);
+
+/* tables (table.c) */
+/** Go's duration.HumanDuration (kubectl's AGE column). */
+void ks_human_duration(char *buf, size_t size, int64_t secs);
+void ks_table_reply_obj(struct ks_req *r, int code, struct ks_obj *o);
+/** One watch event whose object is a Table row (kubectl get -w). */
+void ks_table_watch_event(struct ks_sb *sb, struct ks_req *r, enum ks_ev_type type,
+                          const struct ks_obj *o, uint64_t rv);
+void ks_table_reply_list(struct ks_req *r, const struct ks_snapshot *snap, const uint32_t *idx,
+                         size_t n, const char *cont, int64_t remaining);
+
+/* shared by reads, watches and writes (read.c) */
+/** Parse a resourceVersion parameter ("" -> 0); on error the 422 is sent. */
+int ks_parse_rv(struct ks_req *r, const char *text, uint64_t *rv);
+/** Wait up to 3 s for the store to reach rv, re-running again(r); then 504. */
+bool ks_wait_for_rv(struct ks_req *r, uint64_t rv, ks_req_cb again);
+/** The store key of name in the request's namespace. */
+const char *ks_req_key(struct ks_req *r, const char *name);
+/** "ns/" for a namespaced request, NULL for all namespaces. */
+const char *ks_req_prefix(struct ks_req *r);
+/** The request's label and field selectors; NULL after sending the 400. */
+struct ks_sel *ks_req_selector(struct ks_req *r);
+/** ValidateListOptions (watch=false) / validateWatchOptions; false after sending the 422. */
+bool ks_validate_list_opts(struct ks_req *r, bool watch);
+/** base64url({"v":"meta.k8s.io/v1","rv":rv,"start":"<start>\u0000"}); rv_signed < 0 writes it. */
+char *ks_continue_encode(struct kf_arena *a, uint64_t rv, int64_t rv_signed, const char *start);
+/** Decode a continue token; err gets the text after "invalid continue token: ". */
+int ks_continue_decode(struct kf_arena *a, const char *token, char **start, bool *after,
+                       int64_t *rv, char *err, size_t errlen);
+
+/* watches (watch.c) */
+extern unsigned ks_bookmark_interval_ms;
+/** Hook the watchers to the store's event stream. */
+void ks_watch_init(void);
+/** End every watch (abort: reset the streams and GOAWAY their connections). */
+void ks_watch_close_all(bool abort);
+uint64_t ks_watch_count(void);
+
+/* ---- auth (auth.c) -------------------------------------------------------------------------- */
+
+/** Authenticate; on failure the 401 is sent and false returned. */
+bool ks_authenticate(struct ks_req *r);
+/** Authorize r's verb on its resource; on denial the 403 is sent and false returned. */
+bool ks_authorize_request(struct ks_req *r);
+enum ks_decision { KS_DENY = 0, KS_ALLOW = 1, KS_NO_OPINION = 2 };
+
+/* What is being asked (authorizer.Attributes). */
+struct ks_attrs {
+    const char *verb, *group, *resource, *sub, *ns, *name;
+    const char *path; /* non-resource requests */
+    bool nonresource;
+};
+
+/** Load the policy file (tokens, anonymous, allow rules); -errno on failure (logged). */
+int ks_policy_load(const char *path);
+void ks_policy_free(void);
+/** Remember the CA subjects that tell x509 users from front-proxy clients. */
+void ks_auth_init(const char *cert_dir);
+/** The user of a static token (arena memory), or NULL. */
+const struct ks_user *ks_token_user(struct kf_arena *a, const char *token);
+/** Decide; reason (may stay NULL) says why, as the Node authorizer words its denials. */
+enum ks_decision ks_authorize(const char *user, const char *const *groups, size_t n_groups,
+                              const struct ks_attrs *a, const char **reason);
+void ks_reply_forbidden(struct ks_req *r, const struct ks_attrs *a, const char *reason);
+/** Authorize a GET of a non-resource path; false after sending the 403. */
+bool ks_authorize_path(struct ks_req *r, const char *path);
+/** TokenReview / SubjectAccessReview; true when the path was one of them (reply sent). */
+bool ks_review_handles(struct ks_req *r, const char *group, char **seg, size_t n);
+
+/* ---- the generated cluster and its churn (gen.c, churn.c) ------------------------------- */
+
+struct ks_gen_config {
+    size_t nodes, pods, configmaps, secrets;
+    const char *ca_file; /* PEM for every namespace's kube-root-ca.crt */
+};
+
+/** Generate the initial cluster (no events: the history starts after it). */
+int ks_gen_cluster(const struct ks_gen_config *c);
+void ks_gen_free(void);
+/** Parse, build and store one object from JSON (record: as an event). */
+int ks_gen_load(struct ks_res *res, const char *json, size_t len, bool record);
+/** Start the churn timer: rate updates per second (0 = none). */
+int ks_churn_start(double rate);
+void ks_churn_set_rate(double rate);
+double ks_churn_rate(void);
+void ks_churn_stop(void);
+/** Store a replacement for a deleted pod (its DOM): new name, uid, node. */
+void ks_churn_respawn(struct kf_arena *a, struct ks_json *pod);
+
+/* ---- faults and metrics (admin.c) --------------------------------------------------------- */
+
+struct ks_faults {
+    bool not_ready;
+    double error429, error5xx;
+    unsigned delay_ms;
+};
+extern struct ks_faults ks_faults;
+
+void ks_metrics_request(const char *verb, const char *resource, const char *sub, int code);
+void ks_metrics_bytes(size_t n);
+void ks_metrics_slow_watch(void);
+/** The Prometheus text of /metrics. */
+void ks_metrics_reply(struct ks_req *r);
+void ks_metrics_free(void);
+/** Resident set size of this process. */
+uint64_t ks_rss_bytes(void);
+/** The plain-HTTP admin API handler (faults, close/drop, compact, churn, stats, metrics). */
+void ks_admin_handle(struct px_request *req, void *arg);
 
 #endif

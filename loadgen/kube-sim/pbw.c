@@ -5,6 +5,7 @@
  */
 #include "loadgen/kube-sim/kube_sim.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -117,4 +118,74 @@ void ks_pb_list_meta(struct ks_sb *sb, unsigned field, uint64_t rv, const char *
     if (remaining >= 0)
         ks_pb_int(sb, 4, remaining);
     ks_pb_end(sb, m);
+}
+
+int ks_pb_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t out = 0;
+
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return -EINVAL;
+        uint8_t b = *(*p)++;
+        out |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = out;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* Skip one field of wire type wt at *p. */
+static int skip_field(const uint8_t **p, const uint8_t *end, unsigned wt)
+{
+    uint64_t v;
+
+    switch (wt) {
+    case 0:
+        return ks_pb_read_varint(p, end, &v);
+    case 1:
+        if (end - *p < 8)
+            return -EINVAL;
+        *p += 8;
+        return 0;
+    case 2:
+        if (ks_pb_read_varint(p, end, &v) < 0 || v > (uint64_t)(end - *p))
+            return -EINVAL;
+        *p += v;
+        return 0;
+    case 5:
+        if (end - *p < 4)
+            return -EINVAL;
+        *p += 4;
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+int ks_pb_unwrap(const uint8_t *data, size_t len, const uint8_t **raw, size_t *raw_len)
+{
+    const uint8_t *p = data + 4, *end = data + len;
+    uint64_t key, n;
+    bool found = false;
+
+    if (len < 4 || memcmp(data, "k8s\0", 4) != 0)
+        return -EINVAL;
+    while (p < end) {
+        if (ks_pb_read_varint(&p, end, &key) < 0)
+            return -EINVAL;
+        if (key == ((2 << 3) | 2)) {
+            if (ks_pb_read_varint(&p, end, &n) < 0 || n > (uint64_t)(end - p))
+                return -EINVAL;
+            *raw = p;
+            *raw_len = (size_t)n;
+            found = true;
+            p += n;
+        } else if (skip_field(&p, end, (unsigned)(key & 7)) < 0) {
+            return -EINVAL;
+        }
+    }
+    return found ? 0 : -EINVAL;
 }

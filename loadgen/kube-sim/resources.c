@@ -4,6 +4,9 @@
  */
 #include "loadgen/kube-sim/kube_sim.h"
 
+#include "cache/codec/codec.h"
+
+#include <errno.h>
 #include <string.h>
 
 struct ks_res ks_res_pods = {
@@ -22,6 +25,7 @@ struct ks_res ks_res_pods = {
     .n_fields = 8,
     .bookmark_tail = ",\"spec\":{\"containers\":null},\"status\":{}",
     .subresources = {"binding", "status"},
+    .index_field = "spec.nodeName",
 };
 
 struct ks_res ks_res_nodes = {
@@ -226,4 +230,22 @@ bool ks_res_field_supported(const struct ks_res *res, const char *path)
         if (strcmp(res->fields[i], path) == 0)
             return true;
     return false;
+}
+
+int ks_res_bind(void)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < ks_n_resources; i++) {
+        struct ks_res *r = ks_resources[i];
+        if (r->json_only)
+            continue;
+        const struct codec_type *t = codec_type_by_resource(r->group, r->name);
+        r->desc = t ? t->pb : NULL;
+        if (!r->desc) {
+            kf_err("kube-sim", "no protobuf type for %s", r->name);
+            rc = -ENOENT;
+        }
+    }
+    return rc;
 }

@@ -71,7 +71,10 @@ void ks_status_json(struct ks_sb *sb, const struct ks_status *st)
     }
     if (st->has_details)
         json_details(sb, st);
-    ks_sb_printf(sb, ",\"code\":%d}", st->code);
+    if (st->no_code)
+        ks_sb_addc(sb, '}');
+    else
+        ks_sb_printf(sb, ",\"code\":%d}", st->code);
 }
 
 /* The raw metav1.Status message (no envelope). */
@@ -97,7 +100,7 @@ static void pb_status_raw(struct ks_sb *sb, const struct ks_status *st)
         ks_pb_str(sb, 6, st->d_uid);
         ks_pb_end(sb, d);
     }
-    ks_pb_int(sb, 6, st->code);
+    ks_pb_int(sb, 6, st->no_code ? 0 : st->code);
 }
 
 void ks_status_pb(struct ks_sb *sb, const struct ks_status *st)

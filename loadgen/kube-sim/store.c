@@ -246,6 +246,79 @@ static void table_remove_at(struct ks_table *t, size_t i)
     t->n--;
 }
 
+/* ---- secondary index ------------------------------------------------------------------------- */
+
+static const char *index_value(const struct ks_obj *o)
+{
+    const char *v = o && o->res->index_field ? ks_obj_field(o, o->res->index_field) : NULL;
+    return v && v[0] ? v : NULL;
+}
+
+static void objset_free(void *p)
+{
+    struct ks_objset *set = p;
+    free(set->v);
+    free(set);
+}
+
+static void index_remove(struct ks_res *res, const struct ks_obj *o)
+{
+    const char *v = index_value(o);
+    struct ks_objset *set = v ? ks_map_get(&res->by_field, v) : NULL;
+
+    for (size_t i = 0; set && i < set->n; i++) {
+        if (set->v[i] == o) {
+            set->v[i] = set->v[--set->n];
+            break;
+        }
+    }
+    if (set && set->n == 0)
+        objset_free(ks_map_remove(&res->by_field, v));
+}
+
+static int index_add(struct ks_res *res, struct ks_obj *o)
+{
+    const char *v = index_value(o);
+    struct ks_objset *set;
+
+    if (!v)
+        return 0;
+    set = ks_map_get(&res->by_field, v);
+    if (!set) {
+        set = calloc(1, sizeof(*set));
+        if (!set || ks_map_put(&res->by_field, v, set) < 0) {
+            free(set);
+            return -ENOMEM;
+        }
+    }
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 8;
+        struct ks_obj **grown = realloc(set->v, cap * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        set->v = grown;
+        set->cap = cap;
+    }
+    set->v[set->n++] = o;
+    return 0;
+}
+
+/* Move the index entry from prev (may be NULL) to obj (may be NULL). */
+static void index_update(struct ks_res *res, struct ks_obj *prev, struct ks_obj *obj)
+{
+    if (!res->index_field)
+        return;
+    if (prev)
+        index_remove(res, prev);
+    if (obj && index_add(res, obj) < 0)
+        kf_err("kube-sim", "index %s: out of memory", res->name);
+}
+
+const struct ks_objset *ks_store_indexed(struct ks_res *res, const char *value)
+{
+    return res->index_field ? ks_map_get(&res->by_field, value) : NULL;
+}
+
 /* ---- history ------------------------------------------------------------------------------ */
 
 static int evq_push(struct ks_evq *q, struct ks_event *ev)
@@ -357,6 +430,7 @@ int ks_store_put(struct ks_obj *obj, bool rec)
         }
         ks_store.n_objects++;
     }
+    index_update(res, prev, obj);
     ks_store.bytes += ks_obj_size(obj);
     if (obj->rv > ks_store.rv)
         ks_store.rv = obj->rv;
@@ -380,6 +454,7 @@ int ks_store_delete(struct ks_obj *final)
     }
     struct ks_obj *prev = t->items[i];
     table_remove_at(t, i);
+    index_update(res, prev, NULL);
     ks_store.n_objects--;
     ks_store.bytes -= ks_obj_size(prev);
     if (final->rv > ks_store.rv)
@@ -406,6 +481,7 @@ int ks_store_init(size_t history_max)
         res->index = i;
         memset(&res->table, 0, sizeof(res->table));
         kf_list_init(&res->watchers);
+        memset(&res->by_field, 0, sizeof(res->by_field));
         res->n_watchers = 0;
         res->events = calloc(1, sizeof(*res->events));
         if (!res->events)
@@ -425,6 +501,7 @@ void ks_store_free(void)
             ks_obj_unref(res->table.items[k]);
         free(res->table.items);
         memset(&res->table, 0, sizeof(res->table));
+        ks_map_free(&res->by_field, objset_free);
         if (res->events)
             free(res->events->v);
         free(res->events);
@@ -526,4 +603,28 @@ void ks_snapshot_release(struct ks_snapshot *s)
         ks_obj_unref(s->items[i]);
     free(s->items);
     memset(s, 0, sizeof(*s));
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    const struct ks_obj *const *x = a, *const *y = b;
+    return strcmp((*x)->key, (*y)->key);
+}
+
+int ks_snapshot_take_indexed(struct ks_snapshot *s, struct ks_res *res, const char *prefix,
+                             const char *value)
+{
+    const struct ks_objset *set = ks_store_indexed(res, value);
+    size_t plen = prefix ? strlen(prefix) : 0;
+
+    memset(s, 0, sizeof(*s));
+    s->rv = ks_store.rv;
+    s->items = malloc(((set ? set->n : 0) + 1) * sizeof(*s->items));
+    if (!s->items)
+        return -ENOMEM;
+    for (size_t i = 0; set && i < set->n; i++)
+        if (has_prefix(set->v[i]->key, prefix, plen))
+            s->items[s->n++] = ks_obj_ref(set->v[i]);
+    qsort(s->items, s->n, sizeof(*s->items), cmp_key);
+    return 0;
 }
