@@ -154,6 +154,32 @@ static void version(struct ks_req *r)
     ks_reply_body(r, 200, "application/json", body, sizeof(body) - 1);
 }
 
+/*
+ * /openapi/v2: a valid but empty document. kubectl downloads it before it
+ * validates or applies; types it finds no schema for are not checked on the
+ * client (the server still refuses unknown fields), and apply falls back to
+ * its built-in strategic merge metadata.
+ */
+static void openapi_v2(struct ks_req *r)
+{
+    const char *accept = px_request_header(r->px, "accept");
+
+    if (accept && strstr(accept, "protobuf")) {
+        /* gnostic openapi_v2.Document{swagger: "2.0", info: {title, version}, paths: {}} */
+        static const char pb[] = "\x0a\x03" "2.0"
+                                 "\x12\x15\x0a\x0a" "Kubernetes" "\x12\x07" "v1.26.1"
+                                 "\x42\x00";
+        ks_req_count(r, 200);
+        ks_headers(r, NULL);
+        px_response_simple(r->px, 200, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                           pb, sizeof(pb) - 1);
+        return;
+    }
+    static const char json[] = "{\"swagger\":\"2.0\",\"info\":{\"title\":\"Kubernetes\",\"version\":"
+                               "\"v1.26.1\"},\"paths\":{}}\n";
+    ks_reply_body(r, 200, "application/json", json, sizeof(json) - 1);
+}
+
 void ks_nonresource(struct ks_req *r, char **seg, size_t n)
 {
     const char *first = n ? seg[0] : "";
@@ -171,6 +197,8 @@ void ks_nonresource(struct ks_req *r, char **seg, size_t n)
             text(r, 200, "ok");
     } else if (strcmp(first, "metrics") == 0 && n == 1) {
         ks_metrics_reply(r);
+    } else if (strcmp(first, "openapi") == 0 && n == 2 && strcmp(seg[1], "v2") == 0) {
+        openapi_v2(r);
     } else {
         ks_reply_no_route(r);
     }

@@ -453,6 +453,8 @@ void ks_time_format(char *buf, size_t size, int64_t sec, int32_t nsec, bool micr
 struct ks_json *ks_json_new(struct kf_arena *a, enum ks_jt t);
 struct ks_json *ks_json_new_str(struct kf_arena *a, const char *s);
 struct ks_json *ks_json_new_num(struct kf_arena *a, int64_t v);
+/** Deep copy (a node may live in one tree only: its next link belongs to it). */
+struct ks_json *ks_json_clone(struct kf_arena *a, const struct ks_json *j);
 /** Remove member key from an object (no-op when absent). */
 void ks_json_remove(struct ks_json *obj, const char *key);
 /**

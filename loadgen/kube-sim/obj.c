@@ -75,6 +75,29 @@ struct ks_json *ks_json_new_num(struct kf_arena *a, int64_t v)
     return j;
 }
 
+struct ks_json *ks_json_clone(struct kf_arena *a, const struct ks_json *j)
+{
+    struct ks_json *c = ks_json_new(a, j->t), **tail;
+
+    if (!c)
+        return NULL;
+    c->b = j->b;
+    c->s = j->s; /* scalars are immutable: share the bytes */
+    c->n = j->n;
+    tail = &c->kids;
+    for (const struct ks_json *k = j->kids; k; k = k->next) {
+        struct ks_json *kc = ks_json_clone(a, k);
+        if (!kc)
+            return NULL;
+        kc->key = k->key;
+        kc->key_len = k->key_len;
+        *tail = kc;
+        tail = &kc->next;
+        c->count++;
+    }
+    return c;
+}
+
 void ks_json_remove(struct ks_json *obj, const char *key)
 {
     if (!obj || obj->t != KS_J_OBJ)

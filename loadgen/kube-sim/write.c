@@ -471,7 +471,7 @@ static void carry(struct ks_req *r, struct ks_json *to, const struct ks_json *fr
 
     if (!to || to->t != KS_J_OBJ)
         return;
-    if (v)
+    if (v && (v = ks_json_clone(r->arena, v)))
         ks_json_set(r->arena, to, key, v, order, n_order);
     else
         ks_json_remove(to, key);
@@ -532,7 +532,7 @@ static void finish_update(struct ks_req *r, struct ks_obj *cur, struct ks_json *
     }
     for (size_t i = 0; i < KF_ARRAY_SIZE(kept); i++) {
         struct ks_json *v = ks_json_get(old_meta, kept[i]);
-        if (v)
+        if (v && (v = ks_json_clone(r->arena, v)))
             ks_meta_set(r->arena, meta, kept[i], v);
         else
             ks_json_remove(meta, kept[i]);
