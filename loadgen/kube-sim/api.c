@@ -58,16 +58,22 @@ double ks_rng_unit(void)
 
 void ks_uuid(char out[37])
 {
+    static const char hex[] = "0123456789abcdef";
     uint64_t a = ks_rng(), b = ks_rng();
     unsigned char u[16];
+    size_t o = 0;
 
     memcpy(u, &a, 8);
     memcpy(u + 8, &b, 8);
     u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
     u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-             u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-             u[14], u[15]);
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[u[i] >> 4];
+        out[o++] = hex[u[i] & 15];
+    }
+    out[o] = '\0';
 }
 
 void ks_headers(struct ks_req *r, const char *content_type)

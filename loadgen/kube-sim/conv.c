@@ -36,7 +36,31 @@ enum special {
     SP_MAP,
 };
 
+static enum special special_lookup(const ProtobufCMessageDescriptor *d);
+
+/* special_lookup() compares names: remember the answer per descriptor. */
 static enum special special_of(const ProtobufCMessageDescriptor *d)
+{
+    static struct {
+        const ProtobufCMessageDescriptor *d;
+        enum special sp;
+    } cache[1024];
+    size_t i = ((uintptr_t)d >> 4) % KF_ARRAY_SIZE(cache);
+
+    for (size_t probe = 0; probe < KF_ARRAY_SIZE(cache);
+         probe++, i = (i + 1) % KF_ARRAY_SIZE(cache)) {
+        if (cache[i].d == d)
+            return cache[i].sp;
+        if (!cache[i].d) {
+            cache[i].d = d;
+            cache[i].sp = special_lookup(d);
+            return cache[i].sp;
+        }
+    }
+    return special_lookup(d);
+}
+
+static enum special special_lookup(const ProtobufCMessageDescriptor *d)
 {
     static const struct {
         const char *name;
@@ -127,13 +151,17 @@ static int conv_fail(struct conv *c, enum ks_conv_err_kind kind, const char *fmt
     return -EINVAL;
 }
 
+/* Append ".name" to the JSON path of error messages (cheap: it runs per field). */
 static size_t path_push(struct conv *c, const char *name, size_t len)
 {
-    size_t saved = c->path_len;
-    int n = snprintf(c->path + c->path_len, sizeof(c->path) - c->path_len, "%s%.*s",
-                     c->path_len ? "." : "", (int)len, name);
-    if (n > 0)
-        c->path_len += (size_t)n < sizeof(c->path) - c->path_len ? (size_t)n : 0;
+    size_t saved = c->path_len, dot = saved ? 1 : 0;
+
+    if (saved + dot + len < sizeof(c->path)) {
+        if (dot)
+            c->path[saved] = '.';
+        memcpy(c->path + saved + dot, name, len);
+        c->path_len = saved + dot + len;
+    }
     return saved;
 }
 
@@ -560,11 +588,18 @@ static int conv_repeated(struct conv *c, const ProtobufCFieldDescriptor *f, stru
         return -ENOMEM;
     for (struct ks_json *el = j->kids; el; el = el->next) {
         char idx[24];
-        int len = snprintf(idx, sizeof(idx), "[%zu]", n);
-        size_t saved = c->path_len;
-        if (c->path_len + (size_t)len < sizeof(c->path)) {
-            memcpy(c->path + c->path_len, idx, (size_t)len);
-            c->path_len += (size_t)len;
+        size_t len = 0, saved = c->path_len;
+        idx[len++] = '[';
+        char digits[20];
+        size_t nd = 0;
+        for (size_t v = n; nd == 0 || v; v /= 10)
+            digits[nd++] = (char)('0' + v % 10);
+        while (nd)
+            idx[len++] = digits[--nd];
+        idx[len++] = ']';
+        if (c->path_len + len < sizeof(c->path)) {
+            memcpy(c->path + c->path_len, idx, len);
+            c->path_len += len;
         }
         int rc = conv_scalar(c, f, el, arr + n * es);
         c->path_len = saved;

@@ -166,8 +166,12 @@ static void openapi_v2(struct ks_req *r)
 
     if (accept && strstr(accept, "protobuf")) {
         /* gnostic openapi_v2.Document{swagger: "2.0", info: {title, version}, paths: {}} */
-        static const char pb[] = "\x0a\x03" "2.0"
-                                 "\x12\x15\x0a\x0a" "Kubernetes" "\x12\x07" "v1.26.1"
+        static const char pb[] = "\x0a\x03"
+                                 "2.0"
+                                 "\x12\x15\x0a\x0a"
+                                 "Kubernetes"
+                                 "\x12\x07"
+                                 "v1.26.1"
                                  "\x42\x00";
         ks_req_count(r, 200);
         ks_headers(r, NULL);
@@ -175,8 +179,9 @@ static void openapi_v2(struct ks_req *r)
                            pb, sizeof(pb) - 1);
         return;
     }
-    static const char json[] = "{\"swagger\":\"2.0\",\"info\":{\"title\":\"Kubernetes\",\"version\":"
-                               "\"v1.26.1\"},\"paths\":{}}\n";
+    static const char json[] =
+        "{\"swagger\":\"2.0\",\"info\":{\"title\":\"Kubernetes\",\"version\":"
+        "\"v1.26.1\"},\"paths\":{}}\n";
     ks_reply_body(r, 200, "application/json", json, sizeof(json) - 1);
 }
 

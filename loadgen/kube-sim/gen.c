@@ -69,7 +69,7 @@ int ks_gen_load(struct ks_res *res, const char *json, size_t len, bool record)
         return -ENOMEM;
     rc = ks_json_parse(a, json, len, &dom, perr, sizeof(perr));
     if (rc == 0)
-        rc = ks_obj_build(res, dom, a, &obj, &err);
+        rc = ks_obj_build_text(res, dom, json, len, a, &obj, &err);
     if (rc == 0)
         rc = ks_store_put(obj, record);
     else

@@ -476,6 +476,13 @@ void ks_meta_set(struct kf_arena *a, struct ks_json *meta, const char *key, stru
  */
 int ks_obj_build(struct ks_res *res, struct ks_json *root, struct kf_arena *a, struct ks_obj **out,
                  struct ks_conv_error *err);
+/**
+ * ks_obj_build for a DOM parsed from text that is already canonical (compact,
+ * Go-escaped, kind and apiVersion first, as the generator writes it): the
+ * text is stored as it is instead of being serialised again.
+ */
+int ks_obj_build_text(struct ks_res *res, struct ks_json *root, const char *text, size_t text_len,
+                      struct kf_arena *a, struct ks_obj **out, struct ks_conv_error *err);
 /** Parse a stored version's JSON back into a DOM. */
 int ks_obj_dom(const struct ks_obj *o, struct kf_arena *a, struct ks_json **out);
 /** A copy of o with metadata.resourceVersion = rv; NULL on failure. */

@@ -258,7 +258,14 @@ static void add_ref(struct refs *r, const char *kind, const struct ks_json *name
         r->v = v;
         r->cap = cap;
     }
-    r->v[r->n++] = kf_arena_sprintf(r->a, "%s/%s", kind, name->s);
+    size_t kl = strlen(kind);
+    char *ref = kf_arena_alloc(r->a, kl + 1 + name->n + 1);
+    if (!ref)
+        return;
+    memcpy(ref, kind, kl);
+    ref[kl] = '/';
+    memcpy(ref + kl + 1, name->s, name->n + 1);
+    r->v[r->n++] = ref;
 }
 
 #define EACH(el, arr)                                                                              \
@@ -342,8 +349,8 @@ static int extract(struct kf_arena *a, struct ks_res *res, const struct ks_json 
     return collect_labels(a, meta, p);
 }
 
-int ks_obj_build(struct ks_res *res, struct ks_json *root, struct kf_arena *a, struct ks_obj **out,
-                 struct ks_conv_error *err)
+int ks_obj_build_text(struct ks_res *res, struct ks_json *root, const char *text, size_t text_len,
+                      struct kf_arena *a, struct ks_obj **out, struct ks_conv_error *err)
 {
     struct ks_obj_parts parts = {0};
     struct ks_sb json, pb;
@@ -353,7 +360,7 @@ int ks_obj_build(struct ks_res *res, struct ks_json *root, struct kf_arena *a, s
     *out = NULL;
     if (root->t != KS_J_OBJ || set_type_meta(a, res, root) < 0)
         return -ENOMEM;
-    ks_sb_init(&json, 4096);
+    ks_sb_init(&json, text ? 16 : 4096);
     ks_sb_init(&pb, res->desc ? 4096 : 16);
     if (res->desc) {
         ProtobufCMessage *msg;
@@ -366,7 +373,10 @@ int ks_obj_build(struct ks_res *res, struct ks_json *root, struct kf_arena *a, s
         parts.pb = (const uint8_t *)pb.p;
         parts.pb_len = pb.len;
     }
-    ks_json_write(&json, root);
+    if (text)
+        ks_sb_add(&json, text, text_len);
+    else
+        ks_json_write(&json, root);
     rc = json.err ? json.err : extract(a, res, root, &parts);
     if (rc < 0)
         goto out;
@@ -380,6 +390,12 @@ out:
     ks_sb_free(&json);
     ks_sb_free(&pb);
     return rc;
+}
+
+int ks_obj_build(struct ks_res *res, struct ks_json *root, struct kf_arena *a, struct ks_obj **out,
+                 struct ks_conv_error *err)
+{
+    return ks_obj_build_text(res, root, NULL, 0, a, out, err);
 }
 
 /* The DOM of a stored version (its JSON parsed again). */
