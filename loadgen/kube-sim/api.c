@@ -35,6 +35,8 @@ static const char *const metric_verb[KS_V_N] = {
 
 /* ---- replies ------------------------------------------------------------------------- */
 
+struct event_base *ks_base;
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 void ks_rng_seed(uint64_t seed)

@@ -491,18 +491,15 @@ static int conv_special(struct conv *c, enum special sp, const ProtobufCMessageD
     case SP_INTORSTRING: {
         /* type = 1, intVal = 2, strVal = 3 */
         int64_t v;
-        if (j->t == KS_J_STR) {
-            *(int64_t *)(base + f[0].offset) = 1;
-            *(protobuf_c_boolean *)(base + f[0].quantifier_offset) = 1;
-            *(const char **)(base + f[2].offset) = j->s;
-            return 0;
-        }
-        if (conv_int(c, j, INT32_MIN, INT32_MAX, "intstr.IntOrString", &v) < 0)
+        /* gogo writes all three fields; so do we, for identical bytes */
+        bool str = j->t == KS_J_STR;
+        if (!str && conv_int(c, j, INT32_MIN, INT32_MAX, "intstr.IntOrString", &v) < 0)
             return -EINVAL;
-        *(int64_t *)(base + f[0].offset) = 0;
+        *(int64_t *)(base + f[0].offset) = str ? 1 : 0;
         *(protobuf_c_boolean *)(base + f[0].quantifier_offset) = 1;
-        *(int32_t *)(base + f[1].offset) = (int32_t)v;
+        *(int32_t *)(base + f[1].offset) = str ? 0 : (int32_t)v;
         *(protobuf_c_boolean *)(base + f[1].quantifier_offset) = 1;
+        *(const char **)(base + f[2].offset) = str ? j->s : "";
         return 0;
     }
     case SP_RAWEXT:

@@ -24,8 +24,6 @@
 
 #define MODULE "kube-sim"
 
-struct event_base *ks_base;
-
 struct options {
     const char *listen, *listen_plain, *admin_listen;
     const char *cert_dir, *kubeconfig, *policy;
