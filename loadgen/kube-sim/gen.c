@@ -547,8 +547,8 @@ static int gen_namespace_contents(struct ks_sb *sb, int nsi, int nns, size_t *po
     size_t first = *pod_i, share = (cfg.pods - first) / (size_t)(nns - nsi);
     for (int app = 0; rc == 0 && *pod_i < first + share; app++) {
         rc = gen_app(sb, ns, app, cms, secs, pod_i, first + share - *pod_i);
-        /* one service per 10 apps, the first of a namespace headless (kube-proxy skips it) */
-        if (rc == 0 && app % 10 == 0)
+        /* one service per 5 apps; the very first one headless (kube-proxy skips it) */
+        if (rc == 0 && app % 5 == 0)
             rc = gen_service(sb, ns, app, nsi * 1000 + app, app == 0 && nsi == 0);
     }
     return rc;

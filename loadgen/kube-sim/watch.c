@@ -259,15 +259,21 @@ static void watch_end(struct ks_watch *w, bool abort)
         px_response_end(px);
 }
 
-/* Initial ADDED events, in chunks. Returns true when all are written. */
+/*
+ * Initial ADDED events: encoded into one buffer per batch, then written one
+ * event per write (one chunk / DATA frame each, as the apiserver flushes
+ * them) by reference to slices of that buffer. True when all are written.
+ */
 static bool pump_initial(struct ks_watch *w)
 {
     struct ks_sb sb;
+    uint32_t ends[4096];
 
     ks_sb_init(&sb, INIT_CHUNK + 8192);
     while (w->init_pos < w->init.n && !backed_up(w)) {
+        size_t n = 0;
         sb.len = 0;
-        while (w->init_pos < w->init.n && sb.len < INIT_CHUNK) {
+        while (w->init_pos < w->init.n && sb.len < INIT_CHUNK && n < KF_ARRAY_SIZE(ends)) {
             const struct ks_obj *o = w->init.items[w->init_pos++];
             if (!ks_sel_match(w->sel, o))
                 continue;
@@ -280,8 +286,19 @@ static bool pump_initial(struct ks_watch *w)
                 ks_sb_add(&sb, o->json, o->json_len);
                 ks_sb_add(&sb, "}\n", 2);
             }
+            ends[n++] = (uint32_t)sb.len;
         }
-        write_sb(w, &sb);
+        struct ks_bytes *b = sb.err || !n ? NULL : ks_bytes_new(sb.p, sb.len);
+        for (size_t k = 0; b && k < n; k++) {
+            uint32_t start = k ? ends[k - 1] : 0;
+            ks_bytes_ref(b);
+            px_response_write_ref(w->r->px, b->data + start, ends[k] - start, ks_bytes_free_cb, b);
+            w->events_sent++;
+        }
+        if (b) {
+            ks_metrics_bytes(b->len);
+            ks_bytes_unref(b);
+        }
     }
     ks_sb_free(&sb);
     if (w->init_pos < w->init.n)
@@ -386,7 +403,7 @@ static void arm_bookmark(struct ks_watch *w)
 
     if (w->deadline_ms > now + 2000 && w->deadline_ms - 2000 < at)
         at = w->deadline_ms - 2000;
-    if (w->deadline_ms <= now + 2000)
+    if (at >= w->deadline_ms)
         return;
     struct timeval tv = {(time_t)((at - now) / 1000), (suseconds_t)((at - now) % 1000 * 1000)};
     evtimer_add(w->bookmark_ev, &tv);
