@@ -367,6 +367,27 @@ static bool parse_resource(struct ks_req *r, const char *group, const char *vers
     return true;
 }
 
+/* Injected 429s and 5xxs (admin /faults); true when one was sent. */
+static bool injected_error(struct ks_req *r)
+{
+    const struct ks_faults *f = &ks_faults;
+
+    if (f->error429 > 0 && ks_rng_unit() < f->error429) {
+        struct ks_status st;
+        ks_status_init(&st, 429, "TooManyRequests", "Too many requests, please try again later.");
+        ks_status_details(&st, NULL, NULL, NULL);
+        st.retry_after = 1;
+        ks_reply_status(r, &st);
+        return true;
+    }
+    if (f->error5xx > 0 && ks_rng_unit() < f->error5xx) {
+        ks_reply_error(r, 500, "InternalError",
+                       "Internal error occurred: kube-sim injected a server error");
+        return true;
+    }
+    return false;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 static void dispatch_resource(struct ks_req *r)
@@ -382,7 +403,7 @@ static void dispatch_resource(struct ks_req *r)
                        "application/yaml, application/vnd.kubernetes.protobuf");
         return;
     }
-    if (!ks_authorize_request(r))
+    if (injected_error(r) || !ks_authorize_request(r))
         return;
     switch (r->verb) {
     case KS_V_GET:
@@ -455,26 +476,8 @@ static void dispatch(struct ks_req *r)
     ks_nonresource(r, seg, n);
 }
 
-/* After authentication: injected faults, then the real work. */
 static void run(struct ks_req *r)
 {
-    const struct ks_faults *f = &ks_faults;
-    const char *path = px_request_path(r->px);
-    bool api = strncmp(path, "/api", 4) == 0;
-
-    if (api && f->error429 > 0 && ks_rng_unit() < f->error429) {
-        struct ks_status st;
-        ks_status_init(&st, 429, "TooManyRequests", "Too many requests, please try again later.");
-        ks_status_details(&st, NULL, NULL, NULL);
-        st.retry_after = 1;
-        ks_reply_status(r, &st);
-        return;
-    }
-    if (api && f->error5xx > 0 && ks_rng_unit() < f->error5xx) {
-        ks_reply_error(r, 500, "InternalError",
-                       "Internal error occurred: kube-sim injected a server error");
-        return;
-    }
     dispatch(r);
 }
 

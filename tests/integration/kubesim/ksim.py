@@ -146,6 +146,9 @@ class KubeSim:
         return subprocess.run(cmd + list(args), capture_output=True, timeout=30)
 
     def kubectl(self, *args, timeout=20, check_rc=True):
+        if not shutil.which("kubectl"):
+            print("kubectl not installed: skipped")
+            sys.exit(77)
         p = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig] + list(args),
                            capture_output=True, text=True, timeout=timeout)
         if check_rc:
