@@ -522,34 +522,33 @@ enum ks_decision ks_authorize(const char *user, const char *const *groups, size_
 void ks_reply_forbidden(struct ks_req *r, const struct ks_attrs *a, const char *reason)
 {
     struct ks_status st;
-    char why[300] = "", what[256], msg[1000], res[160];
+    struct ks_sb m;
 
-    if (reason)
-        snprintf(why, sizeof(why), ": %s", reason);
-    snprintf(res, sizeof(res), "%s%s%s", a->resource ? a->resource : "", a->sub ? "/" : "",
-             a->sub ? a->sub : "");
-    if (a->nonresource)
-        snprintf(msg, sizeof(msg), "forbidden: User \"%s\" cannot %s path \"%s\"%s", r->user.name,
-                 a->verb, a->path, why);
-    else {
-        if (a->ns && a->ns[0])
-            snprintf(what, sizeof(what), "in the namespace \"%s\"", a->ns);
-        else
-            snprintf(what, sizeof(what), "at the cluster scope");
-        char qres[200];
-        snprintf(qres, sizeof(qres), "%s%s%s", a->resource, a->group[0] ? "." : "", a->group);
-        char named[300] = "";
+    ks_sb_init(&m, 512);
+    if (a->nonresource) {
+        ks_sb_printf(&m, "forbidden: User \"%s\" cannot %s path \"%s\"", r->user.name, a->verb,
+                     a->path);
+    } else {
+        ks_sb_printf(&m, "%s%s%s", a->resource, a->group[0] ? "." : "", a->group);
         if (a->name && a->name[0])
-            snprintf(named, sizeof(named), " \"%s\"", a->name);
-        snprintf(msg, sizeof(msg),
-                 "%s%s is forbidden: User \"%s\" cannot %s resource \"%s\" in API group \"%s\" "
-                 "%s%s",
-                 qres, named, r->user.name, a->verb, res, a->group, what, why);
+            ks_sb_printf(&m, " \"%s\"", a->name);
+        ks_sb_printf(&m,
+                     " is forbidden: User \"%s\" cannot %s resource \"%s%s%s\" in API group "
+                     "\"%s\" ",
+                     r->user.name, a->verb, a->resource, a->sub ? "/" : "", a->sub ? a->sub : "",
+                     a->group);
+        if (a->ns && a->ns[0])
+            ks_sb_printf(&m, "in the namespace \"%s\"", a->ns);
+        else
+            ks_sb_adds(&m, "at the cluster scope");
     }
-    ks_status_init(&st, 403, "Forbidden", msg);
+    if (reason)
+        ks_sb_printf(&m, ": %s", reason);
+    ks_status_init(&st, 403, "Forbidden", ks_sb_cstr(&m));
     ks_status_details(&st, a->name && a->name[0] ? a->name : NULL, a->group,
                       a->nonresource ? NULL : a->resource);
     ks_reply_status(r, &st);
+    ks_sb_free(&m);
 }
 
 bool ks_authorize_request(struct ks_req *r)

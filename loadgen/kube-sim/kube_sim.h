@@ -624,6 +624,8 @@ void ks_handle_delete_collection(struct ks_req *r);
 
 /* writes (write.c) */
 extern unsigned ks_pod_termination_ms;
+/** Cancel pending graceful-deletion confirmations (shutdown). */
+void ks_write_shutdown(void);
 /** The request body as a JSON DOM (JSON or protobuf); NULL after sending the error. */
 struct ks_json *ks_body_dom(struct ks_req *r, const struct ks_res *res, bool patch);
 /** Store dom as the next version (rv set here); NULL after sending the error. */

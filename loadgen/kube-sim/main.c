@@ -254,6 +254,7 @@ int main(int argc, char **argv)
     status = 0;
 out:
     ks_churn_stop();
+    ks_write_shutdown();
     ks_watch_close_all(true);
     if (l_tls)
         px_listener_free(l_tls);

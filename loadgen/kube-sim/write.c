@@ -698,11 +698,27 @@ static struct ks_obj *pod_force_delete(struct kf_arena *a, struct ks_obj *cur)
 }
 
 struct pending_delete {
+    struct kf_list link; /* pending_deletes */
     struct event *ev;
     struct ks_res *res;
     char uid[40];
     char key[];
 };
+
+static struct kf_list pending_deletes = {&pending_deletes, &pending_deletes};
+
+static void pending_free(struct pending_delete *p)
+{
+    kf_list_remove(&p->link);
+    event_free(p->ev);
+    free(p);
+}
+
+void ks_write_shutdown(void)
+{
+    while (!kf_list_empty(&pending_deletes))
+        pending_free(kf_container_of(pending_deletes.next, struct pending_delete, link));
+}
 
 static void confirm_termination(evutil_socket_t fd, short what, void *arg)
 {
@@ -717,8 +733,7 @@ static void confirm_termination(evutil_socket_t fd, short what, void *arg)
         ks_obj_unref(gone);
         kf_arena_free(a);
     }
-    event_free(p->ev);
-    free(p);
+    pending_free(p);
 }
 
 /* What the kubelet does after a graceful delete: confirm it once the pod stopped. */
@@ -740,7 +755,9 @@ static void schedule_confirmation(const struct ks_obj *o, int64_t grace)
         if (p->ev)
             event_free(p->ev);
         free(p);
+        return;
     }
+    kf_list_insert_tail(&pending_deletes, &p->link);
 }
 
 static int64_t grace_period(struct ks_req *r, const struct ks_json *opts, const struct ks_obj *cur)
