@@ -147,29 +147,36 @@ void ks_reply_status(struct ks_req *r, const struct ks_status *st)
     ks_sb_free(&sb);
 }
 
-void ks_reply_error(struct ks_req *r, int code, const char *reason, const char *fmt, ...)
+static void reply_verror(struct ks_req *r, int code, const char *reason, const char *fmt,
+                         va_list ap) KF_PRINTF(4, 0);
+
+static void reply_verror(struct ks_req *r, int code, const char *reason, const char *fmt,
+                         va_list ap)
 {
     struct ks_status st;
     char msg[1024];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    ks_status_init(&st, code, reason, msg);
+    ks_reply_status(r, &st);
+}
+
+void ks_reply_error(struct ks_req *r, int code, const char *reason, const char *fmt, ...)
+{
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    reply_verror(r, code, reason, fmt, ap);
     va_end(ap);
-    ks_status_init(&st, code, reason, msg);
-    ks_reply_status(r, &st);
 }
 
 /* `pods "x" not found` with details, as recorded in get-missing-*. */
 void ks_reply_not_found(struct ks_req *r, struct ks_res *res, const char *name)
 {
     struct ks_status st;
-    char msg[600];
+    char msg[600], qr[160];
 
-    if (res->group[0])
-        snprintf(msg, sizeof(msg), "%s.%s \"%s\" not found", res->name, res->group, name);
-    else
-        snprintf(msg, sizeof(msg), "%s \"%s\" not found", res->name, name);
+    snprintf(msg, sizeof(msg), "%s \"%s\" not found", ks_res_qualified(res, qr, sizeof(qr)), name);
     ks_status_init(&st, 404, "NotFound", msg);
     ks_status_details(&st, name, res->group, res->name);
     ks_reply_status(r, &st);
@@ -187,15 +194,11 @@ void ks_reply_no_route(struct ks_req *r)
 
 void ks_reply_bad_request(struct ks_req *r, const char *fmt, ...)
 {
-    struct ks_status st;
-    char msg[1024];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    reply_verror(r, 400, "BadRequest", fmt, ap);
     va_end(ap);
-    ks_status_init(&st, 400, "BadRequest", msg);
-    ks_reply_status(r, &st);
 }
 
 /* One object version: referenced bytes, no copy (pretty output excepted). */

@@ -7,6 +7,7 @@
 #include "cache/codec/codec.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 struct ks_res ks_res_pods = {
@@ -248,4 +249,10 @@ int ks_res_bind(void)
         }
     }
     return rc;
+}
+
+const char *ks_res_qualified(const struct ks_res *res, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s%s%s", res->name, res->group[0] ? "." : "", res->group);
+    return buf;
 }

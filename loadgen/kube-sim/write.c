@@ -154,14 +154,10 @@ static void reply_conflict(struct ks_req *r, const struct ks_res *res, const cha
                            const char *why)
 {
     struct ks_status st;
-    char msg[700];
+    char msg[700], qr[160];
 
-    if (res->group[0])
-        snprintf(msg, sizeof(msg), "Operation cannot be fulfilled on %s.%s \"%s\": %s", res->name,
-                 res->group, name, why);
-    else
-        snprintf(msg, sizeof(msg), "Operation cannot be fulfilled on %s \"%s\": %s", res->name,
-                 name, why);
+    snprintf(msg, sizeof(msg), "Operation cannot be fulfilled on %s \"%s\": %s",
+             ks_res_qualified(res, qr, sizeof(qr)), name, why);
     ks_status_init(&st, 409, "Conflict", msg);
     ks_status_details(&st, name, res->group, res->name);
     ks_reply_status(r, &st);
@@ -318,12 +314,10 @@ static bool namespace_ok(struct ks_req *r, struct ks_res *res, struct ks_json *m
 void ks_reply_already_exists(struct ks_req *r, const struct ks_res *res, const char *name)
 {
     struct ks_status st;
-    char msg[600];
+    char msg[600], qr[160];
 
-    if (res->group[0])
-        snprintf(msg, sizeof(msg), "%s.%s \"%s\" already exists", res->name, res->group, name);
-    else
-        snprintf(msg, sizeof(msg), "%s \"%s\" already exists", res->name, name);
+    snprintf(msg, sizeof(msg), "%s \"%s\" already exists", ks_res_qualified(res, qr, sizeof(qr)),
+             name);
     ks_status_init(&st, 409, "AlreadyExists", msg);
     ks_status_details(&st, name, res->group, res->name);
     ks_reply_status(r, &st);

@@ -7,28 +7,13 @@
 #include "cache/codec/codec.h"
 #include "loadgen/kube-sim/kube_sim.h"
 
+#include "fixture.h"
+
 #include <criterion/criterion.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *slurp(const char *name, size_t *len)
-{
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/k8s-api/%s", KS_FIXTURES, name);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "fixture %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 /* Re-pack a message with protobuf-c (canonical for comparing two messages). */
 static uint8_t *repack(const ProtobufCMessage *m, size_t *len)
@@ -43,10 +28,10 @@ static void round_trip(const char *file, struct ks_res *res)
 {
     struct kf_arena *a = kf_arena_new(65536);
     size_t jlen, plen;
-    char *json = slurp(file, &jlen);
+    char *json = ks_test_fixture("k8s-api", file, &jlen);
     char pbname[256], err[200];
     snprintf(pbname, sizeof(pbname), "%.*s.pb", (int)(strlen(file) - 5), file);
-    char *pb = slurp(pbname, &plen);
+    char *pb = ks_test_fixture("k8s-api", pbname, &plen);
     struct ks_json *dom;
     struct ProtobufCMessage *from_json, *from_pb;
     struct ks_conv_error cerr;

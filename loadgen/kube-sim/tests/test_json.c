@@ -1,27 +1,13 @@
 /* JSON: Go's escaping, the DOM parser's errors, Go's indentation, Status bodies. */
 #include "loadgen/kube-sim/kube_sim.h"
 
+#include "fixture.h"
+
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *recording(const char *name, size_t *len)
-{
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/recordings/%s", KS_FIXTURES, name);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 static void expect_escaped(const char *in, size_t n, const char *want)
 {
@@ -97,7 +83,7 @@ Test(json, round_trip_and_unescape)
 Test(json, status_not_found_matches_recording)
 {
     size_t n;
-    char *want = recording("get-missing-json.body.bin", &n);
+    char *want = ks_test_fixture("recordings", "get-missing-json.body.bin", &n);
     struct ks_status st;
     struct ks_sb c, p;
     ks_status_init(&st, 404, "NotFound", "pods \"does-not-exist\" not found");
@@ -116,7 +102,7 @@ Test(json, status_not_found_matches_recording)
 Test(json, status_protobuf_matches_recording)
 {
     size_t n;
-    char *want = recording("get-missing-protobuf.body.bin", &n);
+    char *want = ks_test_fixture("recordings", "get-missing-protobuf.body.bin", &n);
     struct ks_status st;
     struct ks_sb sb;
     ks_status_init(&st, 404, "NotFound", "pods \"does-not-exist\" not found");
@@ -132,7 +118,7 @@ Test(json, status_protobuf_matches_recording)
 Test(json, watch_error_event_matches_recording)
 {
     size_t n;
-    char *want = recording("watch-too-old-protobuf.body.bin", &n);
+    char *want = ks_test_fixture("recordings", "watch-too-old-protobuf.body.bin", &n);
     struct ks_status st;
     struct ks_sb sb;
     ks_status_init(&st, 410, "Expired", "too old resource version: 1 (209)");
@@ -142,7 +128,7 @@ Test(json, watch_error_event_matches_recording)
     cr_expect(memcmp(sb.p, want, n) == 0);
     sb.len = 0;
     free(want);
-    want = recording("watch-too-old-json.body.bin", &n);
+    want = ks_test_fixture("recordings", "watch-too-old-json.body.bin", &n);
     ks_status_watch_event(&sb, &st, false);
     cr_expect_eq(sb.len, n);
     cr_expect(memcmp(sb.p, want, n) == 0, "got %.*s", (int)sb.len, sb.p);
