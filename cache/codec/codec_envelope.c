@@ -64,8 +64,8 @@ int codec_pb_envelope_parse(const void *buf, size_t len, struct codec_envelope *
     return rc < 0 ? -EBADMSG : 0;
 }
 
-int codec_pb_envelope_write(struct codec_buf *out, const char *api_version, const char *kind,
-                            const void *raw, size_t raw_len)
+void pb_envelope_head(struct codec_buf *out, const char *api_version, const char *kind,
+                      size_t raw_len)
 {
     size_t av = strlen(api_version), k = strlen(kind);
     codec_buf_append(out, CODEC_PB_MAGIC, CODEC_PB_MAGIC_LEN);
@@ -73,7 +73,15 @@ int codec_pb_envelope_write(struct codec_buf *out, const char *api_version, cons
     pbw_varint(out, pb_len_field_size(TM_API_VERSION, av) + pb_len_field_size(TM_KIND, k));
     pbw_bytes(out, TM_API_VERSION, api_version, av);
     pbw_bytes(out, TM_KIND, kind, k);
-    pbw_bytes(out, UNK_RAW, raw, raw_len);
+    pbw_tag(out, UNK_RAW, PBW_LEN);
+    pbw_varint(out, raw_len);
+}
+
+int codec_pb_envelope_write(struct codec_buf *out, const char *api_version, const char *kind,
+                            const void *raw, size_t raw_len)
+{
+    pb_envelope_head(out, api_version, kind, raw_len);
+    codec_buf_append(out, raw, raw_len);
     /* the apiserver always writes the two empty strings */
     pbw_bytes(out, UNK_ENCODING, "", 0);
     pbw_bytes(out, UNK_CONTENT_TYPE, "", 0);

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include "k8s_core_v1.pb-c.h"
 #include <protobuf-c/protobuf-c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,4 +136,45 @@ Test(types, lookup)
     cr_expect_null(codec_type_get(CODEC_KIND_COUNT));
     for (int i = 1; i < CODEC_KIND_COUNT; i++)
         cr_expect_eq(codec_type_get((enum codec_kind)i)->id, i);
+}
+
+/*
+ * What protobuf-c 1.4 does with fields our schema lacks (a newer server's):
+ * it keeps them, but packs them after all known fields. So an object re-packs
+ * byte-exactly only if its unknown fields came last; kube-sim and kfront must
+ * keep the original bytes rather than re-pack.
+ */
+static size_t repack(const char *in, size_t n, uint8_t *out, unsigned *unknown)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(&k8s__io__api__core__v1__config_map__descriptor,
+                                                    NULL, n, (const uint8_t *)in);
+    cr_assert_not_null(m);
+    *unknown = m->n_unknown_fields;
+    size_t len = protobuf_c_message_pack(m, out);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return len;
+}
+
+Test(envelope, protobuf_c_unknown_fields_move_to_the_end)
+{
+    /* ConfigMap{metadata{name "a"}, data{"k": "v"}} with field 99 (varint 1) */
+    const char meta[] = "\x0a\x03\x0a\x01"
+                        "a";
+    const char data[] = "\x12\x06\x0a\x01k\x12\x01v";
+    const char unk[] = "\x98\x06\x01";
+    char last[32], middle[32];
+    uint8_t out[64];
+    unsigned unknown;
+    size_t n = 0;
+    memcpy(last, meta, 5), n = 5;
+    memcpy(last + n, data, 8), n += 8;
+    memcpy(last + n, unk, 3), n += 3;
+    memcpy(middle, meta, 5);
+    memcpy(middle + 5, unk, 3);
+    memcpy(middle + 8, data, 8);
+    cr_assert_eq(repack(last, n, out, &unknown), n);
+    cr_expect_eq(unknown, 1);
+    cr_expect_eq(memcmp(out, last, n), 0, "unknown field at the end: byte-exact");
+    cr_assert_eq(repack(middle, n, out, &unknown), n);
+    cr_expect_eq(memcmp(out, last, n), 0, "unknown field in the middle: moved to the end");
 }
