@@ -174,8 +174,6 @@ struct ks_res *ks_res_by_kind(const char *kind);
 bool ks_res_has_subresource(const struct ks_res *res, const char *sub);
 /** "pods" or "leases.coordination.k8s.io": how error messages name a resource. */
 const char *ks_res_qualified(const struct ks_res *res, char *buf, size_t size);
-/** True when path may be used in a field selector on res. */
-bool ks_res_field_supported(const struct ks_res *res, const char *path);
 /** Attach the protobuf descriptors to the resources; -ENOENT if some are missing. */
 int ks_res_bind(void);
 

@@ -200,6 +200,18 @@ static const char *field_value(struct kf_arena *a, const struct ks_json *root, c
     const struct ks_json *v = ks_json_path(root, path);
 
     (void)a;
+    if (strcmp(path, "status.podIP") == 0) {
+        /* the apiserver selects on podIPs[0].ip; podIP only for old writers */
+        const struct ks_json *ips = ks_json_path(root, "status.podIPs");
+        const char *ip =
+            ips && ips->t == KS_J_ARR && ips->kids ? ks_json_get_str(ips->kids, "ip") : NULL;
+        if (ip)
+            return ip;
+    } else if (strcmp(path, "source") == 0) {
+        /* an Event's source is source.component, or reportingComponent */
+        const char *c = ks_json_get_str(ks_json_get(root, "source"), "component");
+        return c && c[0] ? c : field_value(a, root, "reportingComponent");
+    }
     if (!v)
         return strcmp(path, "spec.hostNetwork") == 0 || strcmp(path, "spec.unschedulable") == 0
                    ? "false"

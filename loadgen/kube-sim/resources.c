@@ -86,6 +86,8 @@ struct ks_res ks_res_services = {
     .short_names = "\"svc\"",
     .categories = "\"all\"",
     .namespaced = true,
+    .fields = {"spec.clusterIP", "spec.type"},
+    .n_fields = 2,
     .bookmark_tail = ",\"spec\":{},\"status\":{\"loadBalancer\":{}}",
     .subresources = {"status"},
 };
@@ -219,16 +221,6 @@ bool ks_res_has_subresource(const struct ks_res *res, const char *sub)
 {
     for (size_t i = 0; i < KF_ARRAY_SIZE(res->subresources) && res->subresources[i]; i++)
         if (strcmp(res->subresources[i], sub) == 0)
-            return true;
-    return false;
-}
-
-bool ks_res_field_supported(const struct ks_res *res, const char *path)
-{
-    if (strcmp(path, "metadata.name") == 0 || strcmp(path, "metadata.namespace") == 0)
-        return true;
-    for (size_t i = 0; i < res->n_fields; i++)
-        if (strcmp(res->fields[i], path) == 0)
             return true;
     return false;
 }

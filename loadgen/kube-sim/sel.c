@@ -1,8 +1,10 @@
 /*
- * sel: label and field selectors of LIST and WATCH requests, with the
- * apiserver's error wording for the cases clients hit.
+ * sel: label and field selectors of LIST and WATCH requests: parsed by the
+ * codec (the apiserver's grammar and error texts), matched here against a
+ * stored version's labels and selectable fields.
  */
 #include "loadgen/kube-sim/kube_sim.h"
+#include "cache/codec/codec.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,207 +26,79 @@ struct ks_sel {
     size_t n_labels, n_fields;
 };
 
-static char *trim(char *s)
+/* Copy the codec's parse into request memory (the codec's own arena is freed at once). */
+static int take_labels(struct kf_arena *a, const struct codec_label_selector *cl, struct ks_sel *s)
 {
-    while (*s == ' ')
-        s++;
-    size_t n = strlen(s);
-    while (n && s[n - 1] == ' ')
-        s[--n] = '\0';
-    return s;
-}
+    static const enum op ops[] = {
+        [CODEC_SEL_EQ] = OP_EQ,         [CODEC_SEL_NEQ] = OP_NE,
+        [CODEC_SEL_IN] = OP_IN,         [CODEC_SEL_NOTIN] = OP_NOTIN,
+        [CODEC_SEL_EXISTS] = OP_EXISTS, [CODEC_SEL_NOT_EXISTS] = OP_NOT_EXISTS,
+        [CODEC_SEL_GT] = OP_GT,         [CODEC_SEL_LT] = OP_LT};
 
-static bool key_char(char c)
-{
-    return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.' || c == '/';
-}
-
-static bool value_ok(const char *v)
-{
-    for (; *v; v++)
-        if (!isalnum((unsigned char)*v) && *v != '-' && *v != '_' && *v != '.')
-            return false;
-    return true;
-}
-
-/* Split s at top-level commas (not inside parentheses). */
-static size_t split_terms(char *s, char **out, size_t max)
-{
-    size_t n = 0;
-    int depth = 0;
-    char *start = s;
-
-    for (char *p = s;; p++) {
-        if (*p == '(')
-            depth++;
-        else if (*p == ')')
-            depth--;
-        if ((*p == ',' && depth == 0) || *p == '\0') {
-            bool end = *p == '\0';
-            *p = '\0';
-            if (n < max)
-                out[n++] = trim(start);
-            if (end)
-                break;
-            start = p + 1;
-        }
-    }
-    return n;
-}
-
-static int set_values(struct kf_arena *a, struct term *t, char *list, char *err, size_t errlen)
-{
-    char *vals[64];
-    size_t n = split_terms(list, vals, KF_ARRAY_SIZE(vals));
-
-    t->vals = kf_arena_alloc(a, (n + 1) * sizeof(char *));
-    if (!t->vals)
+    s->labels = kf_arena_alloc(a, (cl->n + 1) * sizeof(*s->labels));
+    if (!s->labels)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        if (!value_ok(vals[i])) {
-            snprintf(err, errlen,
-                     "unable to parse requirement: values[%zu][%s]: Invalid value: "
-                     "\"%s\": a valid label must be an empty string or consist of "
-                     "alphanumeric characters, '-', '_' or '.'",
-                     i, t->key, vals[i]);
-            return -EINVAL;
-        }
-        t->vals[t->n_vals++] = vals[i];
-    }
-    return 0;
-}
-
-static int parse_label_term(struct kf_arena *a, char *s, struct term *t, char *err, size_t errlen)
-{
-    char *p = s;
-
-    if (*p == '!') {
-        t->op = OP_NOT_EXISTS;
-        t->key = trim(p + 1);
-        goto check_key;
-    }
-    while (*p && key_char(*p))
-        p++;
-    t->key = kf_arena_strndup(a, s, (size_t)(p - s));
-    char *rest = trim(p);
-    if (!t->key)
-        return -ENOMEM;
-    if (!*rest) {
-        t->op = OP_EXISTS;
-    } else if (rest[0] == '=' || rest[0] == '>' || rest[0] == '<' || strncmp(rest, "!=", 2) == 0) {
-        t->op = rest[0] == '!' ? OP_NE : rest[0] == '>' ? OP_GT : rest[0] == '<' ? OP_LT : OP_EQ;
-        bool two = rest[0] == '!' || (rest[0] == '=' && rest[1] == '=');
-        char *v = trim(rest + (two ? 2 : 1));
-        if (strchr(v, '=') || strchr(v, '!') || !value_ok(v)) {
-            snprintf(err, errlen,
-                     "unable to parse requirement: values[0][%s]: Invalid value: \"%s\": a valid "
-                     "label must be an empty string or consist of alphanumeric characters, '-', "
-                     "'_' or '.'",
-                     t->key, v);
-            return -EINVAL;
-        }
-        t->vals = kf_arena_alloc(a, sizeof(char *));
-        if (!t->vals)
+    for (size_t i = 0; i < cl->n; i++) {
+        const struct codec_label_req *q = &cl->reqs[i];
+        struct term *t = &s->labels[i];
+        t->key = kf_arena_strdup(a, q->key);
+        t->op = ops[q->op];
+        t->vals = kf_arena_alloc(a, (q->n_values + 1) * sizeof(char *));
+        if (!t->key || !t->vals)
             return -ENOMEM;
-        t->vals[0] = v;
+        for (size_t v = 0; v < q->n_values; v++)
+            if (!(t->vals[t->n_vals++] = kf_arena_strdup(a, q->values[v])))
+                return -ENOMEM;
+    }
+    s->n_labels = cl->n;
+    return 0;
+}
+
+static int take_fields(struct kf_arena *a, const struct codec_field_selector *cf, struct ks_sel *s)
+{
+    s->fields = kf_arena_alloc(a, (cf->n + 1) * sizeof(*s->fields));
+    if (!s->fields)
+        return -ENOMEM;
+    for (size_t i = 0; i < cf->n; i++) {
+        struct term *t = &s->fields[i];
+        t->key = cf->reqs[i].field; /* a static canonical path */
+        t->op = cf->reqs[i].neq ? OP_NE : OP_EQ;
+        t->vals = kf_arena_alloc(a, sizeof(char *));
+        if (!t->vals || !(t->vals[0] = kf_arena_strdup(a, cf->reqs[i].value)))
+            return -ENOMEM;
         t->n_vals = 1;
-    } else if (strncmp(rest, "in", 2) == 0 || strncmp(rest, "notin", 5) == 0) {
-        t->op = rest[0] == 'i' ? OP_IN : OP_NOTIN;
-        char *lp = trim(rest + (t->op == OP_IN ? 2 : 5));
-        size_t len = strlen(lp);
-        if (lp[0] != '(' || len < 2 || lp[len - 1] != ')') {
-            snprintf(err, errlen, "unable to parse requirement: found '%s', expected: '('", lp);
-            return -EINVAL;
-        }
-        lp[len - 1] = '\0';
-        int rc = set_values(a, t, lp + 1, err, errlen);
-        if (rc < 0)
-            return rc;
-    } else {
-        snprintf(err, errlen,
-                 "unable to parse requirement: found '%s', expected: in, notin, =, ==, !=, gt, lt",
-                 rest);
-        return -EINVAL;
     }
-check_key:
-    if (!t->key[0] || strspn(t->key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                     "0123456789-_./") != strlen(t->key)) {
-        snprintf(err, errlen, "unable to parse requirement: found '%s', expected: identifier",
-                 t->key);
-        return -EINVAL;
-    }
+    s->n_fields = cf->n;
     return 0;
 }
 
-static int parse_field_term(struct kf_arena *a, struct ks_res *res, char *s, struct term *t,
-                            char *err, size_t errlen)
-{
-    char *ne = strstr(s, "!="), *eq = strchr(s, '=');
-    char *v;
-
-    if (ne) {
-        t->op = OP_NE;
-        *ne = '\0';
-        v = ne + 2;
-    } else if (eq) {
-        t->op = OP_EQ;
-        *eq = '\0';
-        v = eq + (eq[1] == '=' ? 2 : 1);
-    } else {
-        snprintf(err, errlen, "invalid selector: '%s'; can't understand '%s'", s, s);
-        return -EINVAL;
-    }
-    t->key = trim(s);
-    t->vals = kf_arena_alloc(a, sizeof(char *));
-    if (!t->vals)
-        return -ENOMEM;
-    t->vals[0] = v;
-    t->n_vals = 1;
-    if (!ks_res_field_supported(res, t->key)) {
-        snprintf(err, errlen, "field label not supported: %s", t->key);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static int parse_list(struct kf_arena *a, struct ks_res *res, const char *text, bool fields,
-                      struct term **out, size_t *n_out, char *err, size_t errlen)
-{
-    char *copy = kf_arena_strdup(a, text ? text : "");
-    char *terms[64];
-    size_t n;
-
-    if (!copy)
-        return -ENOMEM;
-    if (!trim(copy)[0])
-        return 0;
-    n = split_terms(copy, terms, KF_ARRAY_SIZE(terms));
-    *out = kf_arena_alloc(a, (n + 1) * sizeof(**out));
-    if (!*out)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        int rc = fields ? parse_field_term(a, res, terms[i], &(*out)[i], err, errlen)
-                        : parse_label_term(a, terms[i], &(*out)[i], err, errlen);
-        if (rc < 0)
-            return rc;
-    }
-    *n_out = n;
-    return 0;
-}
-
+/* Parsing (and its error texts) is the codec's: the same code kfront's cache uses. */
 int ks_sel_parse(struct kf_arena *a, struct ks_res *res, const char *labels, const char *fields,
                  struct ks_sel **out, char *err, size_t errlen)
 {
     struct ks_sel *s = kf_arena_alloc(a, sizeof(*s));
+    const struct codec_type *type = codec_type_by_resource(res->group, res->name);
+    struct codec_label_selector cl = {0};
+    struct codec_field_selector cf = {0};
     int rc;
 
     err[0] = '\0';
+    *out = NULL;
     if (!s)
         return -ENOMEM;
-    rc = parse_list(a, res, labels, false, &s->labels, &s->n_labels, err, errlen);
+    rc = codec_label_selector_parse(labels ? labels : "", &cl, err, errlen);
     if (rc == 0)
-        rc = parse_list(a, res, fields, true, &s->fields, &s->n_fields, err, errlen);
-    *out = rc == 0 ? s : NULL;
+        rc = take_labels(a, &cl, s);
+    codec_label_selector_free(&cl);
+    if (rc < 0)
+        return rc;
+    rc = codec_field_selector_parse(fields ? fields : "", type ? type->id : CODEC_KIND_UNKNOWN, &cf,
+                                    err, errlen);
+    if (rc == 0)
+        rc = take_fields(a, &cf, s);
+    codec_field_selector_free(&cf);
+    if (rc == 0)
+        *out = s;
     return rc;
 }
 
