@@ -131,6 +131,22 @@ with KubeSim() as ks:
         frames += 1
     check(frames >= 2 and not data, "protobuf frames: %d, %d bytes left" % (frames, len(data)))
 
+    # protobuf writes, as kubelets send them: a lease PUT back with one field changed
+    lease = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-00001"
+    st, _, body = ks.request("GET", lease, headers={"Accept": PB})
+    rv_before = json.loads(ks.request("GET", lease)[2])["metadata"]["resourceVersion"]
+    st, _, same = ks.request("PUT", lease, body, {"Content-Type": PB, "Accept": PB})
+    check(st == 200 and same == body, "no-op protobuf PUT keeps the version")
+    i = body.rindex(b"\x0a\x0anode-00001")  # spec.holderIdentity (the last one), same length
+    changed = body[:i] + b"\x0a\x0anode-00002" + body[i + 12:]
+    check(changed != body, "lease protobuf carries the holder")
+    st, _, raw = ks.request("PUT", lease, changed, {"Content-Type": PB})
+    got = json.loads(raw)
+    check(st == 200 and got["spec"]["holderIdentity"] == "node-00002" and
+          int(got["metadata"]["resourceVersion"]) > int(rv_before), "protobuf PUT: %d %r" % (st, got.get("spec")))
+    st, _, raw = ks.request("PUT", lease, body, {"Content-Type": PB})
+    check(st == 409 and json.loads(raw)["reason"] == "Conflict", "stale protobuf PUT: 409")
+
     # discovery and non-resource endpoints
     for path in ["/api", "/apis", "/api/v1", "/apis/coordination.k8s.io/v1", "/version", "/healthz", "/readyz", "/livez", "/openapi/v2"]:
         st, _, _ = ks.request("GET", path)
