@@ -158,8 +158,10 @@ struct ks_res {
     size_t index;
     struct ks_map by_field; /* index_field value -> struct ks_objset * */
     struct ks_table table;
-    struct ks_evq *events; /* this resource's part of the history */
-    struct kf_list watchers;
+    struct ks_evq *events;        /* this resource's part of the history */
+    struct kf_list watchers;      /* watches not pinned to one object or index value */
+    struct ks_map watch_by_key;   /* "ns/name" -> watches with metadata.name=name */
+    struct ks_map watch_by_field; /* index_field value -> watches pinned to it */
     uint64_t n_watchers;
 };
 

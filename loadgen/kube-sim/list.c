@@ -359,7 +359,12 @@ void ks_handle_list(struct ks_req *r)
     l->r = r;
     l->pb = r->fmt == KS_FMT_PB && !r->res->json_only;
     const char *prefix = ks_req_prefix(r);
-    int rc = ks_snapshot_take(&l->snap, r->res, prefix, o.exact ? o.rv : 0);
+    /* a kubelet's list of its pods reads the node index, not 150,000 pods */
+    const char *pinned = r->res->index_field && !o.exact && !o.start
+                             ? ks_sel_exact_field(sel, r->res->index_field)
+                             : NULL;
+    int rc = pinned ? ks_snapshot_take_indexed(&l->snap, r->res, prefix, pinned)
+                    : ks_snapshot_take(&l->snap, r->res, prefix, o.exact ? o.rv : 0);
     if (rc == -ERANGE) {
         reply_expired(r, &o);
         list_free(l);

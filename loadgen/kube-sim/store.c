@@ -482,6 +482,8 @@ int ks_store_init(size_t history_max)
         memset(&res->table, 0, sizeof(res->table));
         kf_list_init(&res->watchers);
         memset(&res->by_field, 0, sizeof(res->by_field));
+        memset(&res->watch_by_key, 0, sizeof(res->watch_by_key));
+        memset(&res->watch_by_field, 0, sizeof(res->watch_by_field));
         res->n_watchers = 0;
         res->events = calloc(1, sizeof(*res->events));
         if (!res->events)
@@ -502,6 +504,8 @@ void ks_store_free(void)
         free(res->table.items);
         memset(&res->table, 0, sizeof(res->table));
         ks_map_free(&res->by_field, objset_free);
+        ks_map_free(&res->watch_by_key, free);
+        ks_map_free(&res->watch_by_field, free);
         if (res->events)
             free(res->events->v);
         free(res->events);

@@ -25,9 +25,17 @@
 enum wstate { W_INITIAL, W_REPLAY, W_LIVE, W_DONE };
 static const char *const wstate_name[] = {"initial", "replay", "live", "done"};
 
+/* Watchers pinned to one value (an object key or an index_field value). */
+struct bucket {
+    struct kf_list head;
+    size_t n;
+};
+
 struct ks_watch {
-    struct kf_list link; /* res->watchers */
-    struct kf_list all;  /* every watch (admin close) */
+    struct kf_list link; /* res->watchers, or a bucket's list */
+    struct ks_map *map;  /* the index map holding its bucket, NULL for res->watchers */
+    const char *map_key;
+    struct kf_list all; /* every watch (admin close) */
     struct ks_req *r;
     struct ks_res *res;
     const char *prefix;
@@ -235,6 +243,11 @@ static void watch_free(struct ks_watch *w)
     if (w->state != W_DONE)
         set_state(w, W_DONE);
     kf_list_remove(&w->link);
+    if (w->map) {
+        struct bucket *b = ks_map_get(w->map, w->map_key);
+        if (b && --b->n == 0)
+            free(ks_map_remove(w->map, w->map_key));
+    }
     kf_list_remove(&w->all);
     w->res->n_watchers--;
     if (w->deadline_ev)
@@ -357,13 +370,11 @@ static void on_close(struct px_request *px, void *arg)
     watch_end(arg, false);
 }
 
-/* A committed event: straight to every live watcher of its resource. */
-static void on_event(struct ks_event *ev, void *arg)
+static void offer(struct kf_list *list, struct ks_event *ev)
 {
     struct kf_list *pos, *tmp;
 
-    (void)arg;
-    kf_list_for_each_safe(pos, tmp, &ev->res->watchers)
+    kf_list_for_each_safe(pos, tmp, list)
     {
         struct ks_watch *w = kf_container_of(pos, struct ks_watch, link);
         if (w->state != W_LIVE)
@@ -373,6 +384,35 @@ static void on_event(struct ks_event *ev, void *arg)
             continue;
         }
         deliver(w, ev);
+    }
+}
+
+static void offer_bucket(struct ks_map *map, const char *key, struct ks_event *ev)
+{
+    struct bucket *b = key && key[0] ? ks_map_get(map, key) : NULL;
+
+    if (b)
+        offer(&b->head, ev);
+}
+
+/*
+ * A committed event: straight to every live watcher that can match it. Watchers
+ * pinned to one object (metadata.name=X) or one node (spec.nodeName=X) sit in
+ * index buckets, so an event visits only its own (and its previous node's).
+ */
+static void on_event(struct ks_event *ev, void *arg)
+{
+    struct ks_res *res = ev->res;
+
+    (void)arg;
+    offer(&res->watchers, ev);
+    offer_bucket(&res->watch_by_key, ev->obj->key, ev);
+    if (res->index_field) {
+        const char *now = ks_obj_field(ev->obj, res->index_field);
+        const char *before = ev->prev ? ks_obj_field(ev->prev, res->index_field) : NULL;
+        offer_bucket(&res->watch_by_field, now, ev);
+        if (before && (!now || strcmp(before, now) != 0))
+            offer_bucket(&res->watch_by_field, before, ev);
     }
 }
 
@@ -469,6 +509,40 @@ static bool watch_timeout(struct ks_req *r, uint64_t *ms)
     return true;
 }
 
+/* Into the bucket its selector pins it to, or the resource's general list. */
+static void watch_place(struct ks_watch *w)
+{
+    struct ks_res *res = w->res;
+    const char *name = ks_sel_exact_field(w->sel, "metadata.name");
+    const char *field = res->index_field ? ks_sel_exact_field(w->sel, res->index_field) : NULL;
+    struct ks_map *map = NULL;
+    const char *key = NULL;
+
+    if (name && (!res->namespaced || w->prefix)) {
+        map = &res->watch_by_key;
+        key = res->namespaced ? kf_arena_sprintf(w->r->arena, "%s%s", w->prefix, name) : name;
+    } else if (field && field[0]) {
+        map = &res->watch_by_field;
+        key = field;
+    }
+    struct bucket *b = map && key ? ks_map_get(map, key) : NULL;
+    if (map && key && !b && (b = calloc(1, sizeof(*b)))) {
+        kf_list_init(&b->head);
+        if (ks_map_put(map, key, b) < 0) {
+            free(b);
+            b = NULL;
+        }
+    }
+    if (!b) {
+        kf_list_insert_tail(&res->watchers, &w->link);
+        return;
+    }
+    w->map = map;
+    w->map_key = key;
+    b->n++;
+    kf_list_insert_tail(&b->head, &w->link);
+}
+
 static struct ks_watch *watch_new(struct ks_req *r, struct ks_sel *sel)
 {
     struct ks_watch *w = calloc(1, sizeof(*w));
@@ -492,7 +566,7 @@ static struct ks_watch *watch_new(struct ks_req *r, struct ks_sel *sel)
         free(w);
         return NULL;
     }
-    kf_list_insert_tail(&r->res->watchers, &w->link);
+    watch_place(w);
     kf_list_insert_tail(&all_watches, &w->all);
     r->res->n_watchers++;
     return w;
@@ -553,7 +627,11 @@ void ks_handle_watch(struct ks_req *r)
     w->initial_end = sie != NULL && initial_events;
     if (initial_events) {
         w->state = W_INITIAL;
-        if (ks_snapshot_take(&w->init, r->res, w->prefix, 0) < 0) {
+        const char *pinned =
+            r->res->index_field ? ks_sel_exact_field(sel, r->res->index_field) : NULL;
+        int rc = pinned ? ks_snapshot_take_indexed(&w->init, r->res, w->prefix, pinned)
+                        : ks_snapshot_take(&w->init, r->res, w->prefix, 0);
+        if (rc < 0) {
             watch_free(w);
             ks_reply_error(r, 500, "InternalError", "Internal error occurred: out of memory");
             return;

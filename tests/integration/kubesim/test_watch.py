@@ -101,6 +101,25 @@ with KubeSim("--pod-termination", "60000", "--bookmark-interval", "700") as ks:
     p = ks.curl("-X", "POST", "-H", "Content-Type: application/json", "-d", json.dumps(b), ks.url + ns + "/pods/wbind/binding")
     check(p.stdout == recording("post-binding-again.body.bin"), "second binding body %r" % p.stdout)
 
+    # --- a kubelet's per-object watch (metadata.name) sees only its object
+    ks.json("POST", ns + "/configmaps", {"metadata": {"name": "cm1"}, "data": {"k": "0"}})
+    rv = ks.json("GET", ns + "/configmaps?fieldSelector=metadata.name%3Dcm1")[1]["metadata"]["resourceVersion"]
+    w = Watch(ks, ns + "/configmaps?watch=true&fieldSelector=metadata.name%%3Dcm1&resourceVersion=%s&timeoutSeconds=1" % rv)
+    ks.json("POST", ns + "/configmaps", {"metadata": {"name": "cm2"}})
+    ks.request("PATCH", ns + "/configmaps/cm1", '{"data":{"k":"1"}}', mp)
+    ks.request("DELETE", ns + "/configmaps/cm2")
+    got = summary(w.join())
+    check([g[:2] for g in got] == [("MODIFIED", "cm1")], "name-pinned watch: %r" % got)
+    # a pod moved to another node leaves one nodeName watch (DELETED) and enters the other
+    st, p2 = ks.json("POST", ns + "/pods", {"metadata": {"name": "mover"}, "spec": {"nodeName": "node-00003", "containers": [{"name": "c"}]}})
+    w3 = Watch(ks, "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%%3Dnode-00003&resourceVersion=%s&timeoutSeconds=1" % p2["metadata"]["resourceVersion"])
+    w4 = Watch(ks, "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%%3Dnode-00004&resourceVersion=%s&timeoutSeconds=1" % p2["metadata"]["resourceVersion"])
+    ks.request("PATCH", ns + "/pods/mover", '{"spec":{"nodeName":"node-00004"}}', mp)
+    g3, g4 = summary(w3.join()), summary(w4.join())
+    check([g[:2] for g in g3] == [("DELETED", "mover")] and [g[:2] for g in g4] == [("ADDED", "mover")],
+          "node change: %r / %r" % (g3, g4))
+    check(g3 and g4 and g3[0][3] == g4[0][3], "both at the new resourceVersion")
+
     # --- watch-list: initial ADDED events end with the annotated bookmark
     w = Watch(ks, "/api/v1/namespaces/team-000/secrets?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&resourceVersion=&timeoutSeconds=1")
     got = w.join()
