@@ -372,7 +372,7 @@ int ks_obj_build_text(struct ks_res *res, struct ks_json *root, const char *text
     *out = NULL;
     if (root->t != KS_J_OBJ || set_type_meta(a, res, root) < 0)
         return -ENOMEM;
-    ks_sb_init(&json, text ? 16 : 4096);
+    ks_sb_init(&json, text ? 1 : 4096);
     ks_sb_init(&pb, res->desc ? 4096 : 16);
     if (res->desc) {
         ProtobufCMessage *msg;
@@ -385,15 +385,13 @@ int ks_obj_build_text(struct ks_res *res, struct ks_json *root, const char *text
         parts.pb = (const uint8_t *)pb.p;
         parts.pb_len = pb.len;
     }
-    if (text)
-        ks_sb_add(&json, text, text_len);
-    else
+    if (!text)
         ks_json_write(&json, root);
     rc = json.err ? json.err : extract(a, res, root, &parts);
     if (rc < 0)
         goto out;
-    parts.json = json.p;
-    parts.json_len = json.len;
+    parts.json = text ? text : json.p;
+    parts.json_len = text ? text_len : json.len;
     /* {"kind":"X","apiVersion":"Y", is 27 bytes plus the two values */
     parts.json_body_off = 27 + strlen(res->kind) + strlen(res->api_version);
     *out = ks_obj_new(&parts);
