@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# L7 benchmark: GET of a 4 KB ConfigMap from kube-sim through kfront (mode http: TLS
+# termination, HTTP/2, re-encryption to the apiserver over HTTP/2) against HAProxy (mode http,
+# the same TLS termination and re-encryption), same backend, same h2load client, same run.
+# Prints requests/s, p50/p99 (from h2load's per-request log) and the kfront/HAProxy ratio,
+# medians of ROUNDS. Both proxies forward the client's bearer token (kfront identity mode
+# passthrough), so kube-sim authenticates each request the same way.
+#
+#   bash bench/l7.sh            # needs a build: meson setup build && ninja -C build
+#   ROUNDS=5 N=100000 bash bench/l7.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+N=${N:-40000}
+CONNS=${CONNS:-10}
+STREAMS=${STREAMS:-10}
+THREADS=${THREADS:-2}
+KFRONT=${KFRONT:-build/proxy/kfront}
+SIM=${KUBE_SIM:-build/loadgen/kube-sim/kube-sim}
+for t in haproxy h2load curl; do command -v $t >/dev/null || { echo "needs $t"; exit 1; }; done
+[ -x "$KFRONT" ] && [ -x "$SIM" ] || { echo "build first (ninja -C build)"; exit 1; }
+
+W=$(mktemp -d /tmp/kfront-bench7-XXXX)
+trap 'kill $(cat $W/*.pid 2>/dev/null) 2>/dev/null; rm -rf $W; true' EXIT
+BASE=${BASE_PORT:-27100}
+SP=$((BASE+1)); HA=$((BASE+2)); KF=$((BASE+3)); KFA=$((BASE+9))
+
+echo "token bench-token bench groups=system:masters" > $W/policy
+"$SIM" --listen 127.0.0.1:$SP --cert-dir $W/pki --kubeconfig-out $W/kubeconfig --policy $W/policy \
+  --nodes 10 --pods 100 --configmaps 100 --secrets 10 > $W/sim.out 2> $W/sim.log & echo $! > $W/sim.pid
+for _ in $(seq 100); do grep -q "kube-sim ready" $W/sim.out 2>/dev/null && break; sleep 0.1; done
+AUTH="Authorization: Bearer bench-token"
+DATA=$(head -c 3000 /dev/urandom | base64 -w0 | head -c 3900)
+curl -sf --cacert $W/pki/ca.crt -H "$AUTH" -H "Content-Type: application/json" \
+  -d "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"bench-4k\"},\"data\":{\"blob\":\"$DATA\"}}" \
+  https://127.0.0.1:$SP/api/v1/namespaces/default/configmaps > /dev/null
+URLPATH=/api/v1/namespaces/default/configmaps/bench-4k
+SIZE=$(curl -sf --cacert $W/pki/ca.crt -H "$AUTH" https://127.0.0.1:$SP$URLPATH | wc -c)
+
+cat $W/pki/apiserver.crt $W/pki/apiserver.key > $W/serving.pem
+cat > $W/haproxy.cfg <<HAP
+global
+  maxconn 8000
+  nbthread $THREADS
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend api
+  bind 127.0.0.1:$HA ssl crt $W/serving.pem alpn h2,http/1.1
+  default_backend sim
+backend sim
+  server s1 127.0.0.1:$SP ssl verify required ca-file $W/pki/ca.crt alpn h2
+HAP
+haproxy -f $W/haproxy.cfg -D -p $W/haproxy.pid
+
+cat > $W/kfront.yaml <<YAML
+apiVersion: kfront.io/v1alpha1
+kind: KfrontConfiguration
+workers: $THREADS
+logLevel: warn
+admin: {listen: "127.0.0.1:$KFA"}
+identity: {mode: passthrough}
+frontends:
+  - name: api
+    listen: ["127.0.0.1:$KF"]
+    mode: http
+    backend: sim
+    tls: {certFile: $W/pki/apiserver.crt, keyFile: $W/pki/apiserver.key}
+backends:
+  - name: sim
+    healthCheck: {type: tls, tls: {caFile: $W/pki/ca.crt}}
+    upstreamTLS: {caFile: $W/pki/ca.crt}
+    servers: [{name: s1, address: "127.0.0.1:$SP"}]
+YAML
+"$KFRONT" --config $W/kfront.yaml 2> $W/kfront.log & echo $! > $W/kfront.pid
+for p in $HA $KF; do
+  for _ in $(seq 100); do
+    [ "$(curl -s --cacert $W/pki/ca.crt -H "$AUTH" -o /dev/null -w '%{http_code}' https://127.0.0.1:$p$URLPATH || true)" = 200 ] && break
+    sleep 0.1
+  done
+done
+
+run_h2load() { # port -> "rps p50_ms p99_ms"
+  h2load -n "$N" -c "$CONNS" -m "$STREAMS" -t 1 -H "$AUTH" --log-file $W/h2.log \
+    https://127.0.0.1:$1$URLPATH > $W/h2.out 2>&1
+  grep -q " 0 failed, 0 errored" $W/h2.out || { echo "h2load errors:" >&2; grep -E "requests:|status codes" $W/h2.out >&2; }
+  /usr/bin/python3 - "$W/h2.out" "$W/h2.log" <<'PY'
+import re, sys
+out = open(sys.argv[1]).read()
+rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+lat = sorted(int(l.split()[2]) for l in open(sys.argv[2]) if l.strip())
+pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000.0
+print(rps, pct(0.50), pct(0.99))
+PY
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+: > $W/h; : > $W/k
+if [ -n "${PROFILE:-}" ]; then  # PROFILE=1: perf profile of kfront under the same load
+  perf record -F 999 -g -p "$(cat $W/kfront.pid)" -o $W/perf.data -- sleep 6 >/dev/null 2>&1 &
+  sleep 0.5; run_h2load $KF > /dev/null; wait
+  perf report -i $W/perf.data --no-children --percent-limit 1.5 --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -40
+  exit 0
+fi
+for _ in $(seq "$ROUNDS"); do run_h2load $HA >> $W/h; run_h2load $KF >> $W/k; done
+hr=$(cut -d' ' -f1 $W/h | median); h50=$(cut -d' ' -f2 $W/h | median); h99=$(cut -d' ' -f3 $W/h | median)
+kr=$(cut -d' ' -f1 $W/k | median); k50=$(cut -d' ' -f2 $W/k | median); k99=$(cut -d' ' -f3 $W/k | median)
+echo "GET of a ${SIZE}-byte ConfigMap, TLS + HTTP/2 both sides, h2load -n $N -c $CONNS -m $STREAMS, $THREADS threads each, $ROUNDS rounds (medians)"
+printf "%-10s %10s %9s %9s\n" proxy "req/s" "p50 ms" "p99 ms"
+printf "%-10s %10.0f %9.2f %9.2f\n" HAProxy "$hr" "$h50" "$h99" kfront "$kr" "$k50" "$k99"
+printf "kfront/HAProxy: %.2fx requests/s\n" "$(echo "$kr / $hr" | bc -l)"
