@@ -79,18 +79,27 @@ int ks_gen_load(struct ks_res *res, const char *json, size_t len, bool record)
     return rc;
 }
 
-static void meta_head_uid(struct ks_sb *sb, const char *name, const char *ns, int64_t age,
-                          char uid[37])
+/* The metadata up to creationTimestamp, in ObjectMeta's field order. */
+static void meta_head_gen(struct ks_sb *sb, const char *name, const char *generate_name,
+                          const char *ns, int64_t age, char uid[37])
 {
     char when[40];
 
     ks_uuid(uid);
     ts(when, sizeof(when), age);
     ks_sb_printf(sb, "\"metadata\":{\"name\":\"%s\"", name);
+    if (generate_name)
+        ks_sb_printf(sb, ",\"generateName\":\"%s\"", generate_name);
     if (ns)
         ks_sb_printf(sb, ",\"namespace\":\"%s\"", ns);
     ks_sb_printf(sb, ",\"uid\":\"%s\",\"resourceVersion\":\"%llu\",\"creationTimestamp\":\"%s\"",
                  uid, (unsigned long long)ks_store_next_rv(), when);
+}
+
+static void meta_head_uid(struct ks_sb *sb, const char *name, const char *ns, int64_t age,
+                          char uid[37])
+{
+    meta_head_gen(sb, name, NULL, ns, age, uid);
 }
 
 static void meta_head(struct ks_sb *sb, const char *name, const char *ns, int64_t age)
@@ -448,15 +457,16 @@ static int gen_service(struct ks_sb *sb, const char *ns, int app, int idx, bool 
     suffix5(sfx);
     snprintf(slice, sizeof(slice), "%s-%s", name, sfx);
     ks_sb_adds(sb, "{\"kind\":\"EndpointSlice\",\"apiVersion\":\"discovery.k8s.io/v1\",");
-    meta_head(sb, slice, ns, 86400 * 10);
+    char gen[64], slice_uid[37];
+    snprintf(gen, sizeof(gen), "%s-", name);
+    meta_head_gen(sb, slice, gen, ns, 86400 * 10, slice_uid);
     ks_sb_printf(sb,
-                 ",\"generateName\":\"%s-\",\"labels\":{\"endpointslice.kubernetes.io/managed-by\":"
+                 ",\"labels\":{\"endpointslice.kubernetes.io/managed-by\":"
                  "\"endpointslice-controller.k8s.io\",\"kubernetes.io/service-name\":\"%s\"%s},"
                  "\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"name\":\"%s\","
                  "\"uid\":\"%s\",\"controller\":true,\"blockOwnerDeletion\":true}]},"
                  "\"addressType\":\"IPv4\",\"endpoints\":[",
-                 name, name, headless ? ",\"service.kubernetes.io/headless\":\"\"" : "", name,
-                 svc_uid);
+                 name, headless ? ",\"service.kubernetes.io/headless\":\"\"" : "", name, svc_uid);
     for (int e = 0; e < 3; e++) {
         int node = (app * 7 + e) % (cfg.nodes ? cfg.nodes : 1);
         ks_sb_printf(sb,

@@ -445,6 +445,15 @@ int ks_conv_unpack(const struct ProtobufCMessageDescriptor *desc, const uint8_t 
                    struct kf_arena *arena, struct ProtobufCMessage **out);
 void *ks_conv_arena_alloc(void *arena, size_t size);
 void ks_conv_arena_free(void *arena, void *ptr);
+/* A message's field numbers in declaration (Go struct) order; generated table. */
+struct ks_field_order {
+    const char *message; /* full name, e.g. "k8s.io.api.core.v1.PodSpec" */
+    const uint32_t *numbers;
+    size_t n;
+};
+extern const struct ks_field_order ks_field_orders[]; /* sorted by message */
+extern const size_t ks_n_field_orders;
+
 /** RFC 3339 (with optional fraction and offset) to Unix seconds + nanoseconds. */
 int ks_time_parse(const char *s, int64_t *sec, int32_t *nsec);
 /** Unix time as "2006-01-02T15:04:05Z" (micro: with 6 fractional digits). */

@@ -380,6 +380,13 @@ int ks_obj_build_text(struct ks_res *res, struct ks_json *root, const char *text
         if (rc == 0)
             rc = ks_conv_pack(msg, res->api_version, res->kind, &pb, &parts.pb_item_off,
                               &parts.pb_item_len);
+        /*
+         * The JSON is written back from the message, as the apiserver decodes
+         * into its Go struct and encodes that: fields in Go's order whatever
+         * order the client used, and exactly what the protobuf says.
+         */
+        if (rc == 0 && !text && (rc = ks_conv_to_json(msg, a, &root, err)) == 0)
+            rc = set_type_meta(a, res, root);
         if (rc < 0)
             goto out;
         parts.pb = (const uint8_t *)pb.p;
