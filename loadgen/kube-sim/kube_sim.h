@@ -677,8 +677,11 @@ int ks_continue_decode(struct kf_arena *a, const char *token, char **start, bool
 
 /* watches (watch.c) */
 extern unsigned ks_bookmark_interval_ms;
-/** Hook the watchers to the store's event stream. */
+extern unsigned ks_slow_watch_ms;
+/** Hook the watchers to the store's event stream; start the slow-watcher sweep. */
 void ks_watch_init(void);
+/** Close every watch and stop the sweep (shutdown). */
+void ks_watch_shutdown(void);
 /** End every watch (abort: reset the streams and GOAWAY their connections). */
 void ks_watch_close_all(bool abort);
 uint64_t ks_watch_count(void);

@@ -42,7 +42,7 @@ static void usage(void)
             "                [--secrets S] [--churn RATE] [--policy FILE]\n"
             "                [--admin-listen ADDR:PORT] [--history N] [--seed N]\n"
             "                [--user-cert CN[=GROUP,...]] [--bookmark-interval MS]\n"
-            "                [--pod-termination MS] [--log-level LEVEL]\n");
+            "                [--pod-termination MS] [--slow-watch MS] [--log-level LEVEL]\n");
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -65,6 +65,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"bookmark-interval", 1, NULL, 'b'},
         {"pod-termination", 1, NULL, 't'},
         {"log-level", 1, NULL, 'L'},
+        {"slow-watch", 1, NULL, 'w'},
         {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -117,6 +118,9 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case 't':
             ks_pod_termination_ms = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'w':
+            ks_slow_watch_ms = (unsigned)strtoul(optarg, NULL, 10);
             break;
         case 'u':
             if (o->n_users < KF_ARRAY_SIZE(o->users))
@@ -255,7 +259,7 @@ int main(int argc, char **argv)
 out:
     ks_churn_stop();
     ks_write_shutdown();
-    ks_watch_close_all(true);
+    ks_watch_shutdown();
     if (l_tls)
         px_listener_free(l_tls);
     if (l_plain)

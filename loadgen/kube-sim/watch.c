@@ -48,6 +48,8 @@ struct ks_watch {
     struct event *deadline_ev, *bookmark_ev;
     uint64_t deadline_ms;
     uint64_t events_sent;
+    uint64_t blocked_since_ms; /* backed up without progress since (0: not) */
+    uint64_t swept_sent;       /* events_sent at the last sweep */
 };
 
 static struct kf_list all_watches = {&all_watches, &all_watches};
@@ -449,10 +451,63 @@ static void arm_bookmark(struct ks_watch *w)
     evtimer_add(w->bookmark_ev, &tv);
 }
 
+/* How long a watcher may leave its connection backed up before it is closed. */
+unsigned ks_slow_watch_ms = 10000;
+static struct event *sweep_ev;
+
+/*
+ * Once a second: a watcher whose client stopped reading is closed, like the
+ * apiserver terminates unresponsive watchers, once it has been blocked for
+ * ks_slow_watch_ms or the history it still needs is gone. Its client
+ * resumes from its last resourceVersion (or relists after a 410).
+ */
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct kf_list *pos, *tmp;
+    uint64_t now = kf_now_ms();
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    kf_list_for_each_safe(pos, tmp, &all_watches)
+    {
+        struct ks_watch *w = kf_container_of(pos, struct ks_watch, all);
+        bool progress = w->events_sent != w->swept_sent; /* the client read, we wrote */
+        w->swept_sent = w->events_sent;
+        if (!backed_up(w) || progress) {
+            w->blocked_since_ms = 0;
+            continue;
+        }
+        if (!w->blocked_since_ms)
+            w->blocked_since_ms = now;
+        bool lost = w->state != W_INITIAL && w->cursor < ks_store.compacted_rv;
+        if (lost || now - w->blocked_since_ms >= ks_slow_watch_ms) {
+            kf_info("kube-sim", "closing unresponsive %s watch (%s, blocked %llu ms)", w->res->name,
+                    lost ? "history gone" : "too slow",
+                    (unsigned long long)(now - w->blocked_since_ms));
+            ks_metrics_slow_watch();
+            watch_end(w, true);
+        }
+    }
+}
+
 void ks_watch_init(void)
 {
+    struct timeval second = {1, 0};
+
     ks_store.on_event = on_event;
     ks_store.on_event_arg = NULL;
+    sweep_ev = event_new(ks_base, -1, EV_PERSIST, sweep, NULL);
+    if (sweep_ev)
+        event_add(sweep_ev, &second);
+}
+
+void ks_watch_shutdown(void)
+{
+    ks_watch_close_all(true);
+    if (sweep_ev)
+        event_free(sweep_ev);
+    sweep_ev = NULL;
 }
 
 void ks_watch_close_all(bool abort)

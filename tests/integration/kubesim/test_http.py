@@ -3,6 +3,7 @@
 import base64
 import json
 import struct
+import subprocess
 
 from ksim import KubeSim, check, finish, recording
 
@@ -146,6 +147,12 @@ with KubeSim() as ks:
           int(got["metadata"]["resourceVersion"]) > int(rv_before), "protobuf PUT: %d %r" % (st, got.get("spec")))
     st, _, raw = ks.request("PUT", lease, body, {"Content-Type": PB})
     check(st == 409 and json.loads(raw)["reason"] == "Conflict", "stale protobuf PUT: 409")
+
+    # the plain (insecure-port) listener: h2c and HTTP/1.1, trusted
+    for proto in ("--http1.1", "--http2-prior-knowledge"):
+        p = subprocess.run(["curl", "-s", proto, ks.plain + "/api/v1/namespaces/default/configmaps/kube-root-ca.crt"],
+                           capture_output=True, timeout=10)
+        check(json.loads(p.stdout).get("kind") == "ConfigMap", "plain listener %s: %r" % (proto, p.stdout[:100]))
 
     # discovery and non-resource endpoints
     for path in ["/api", "/apis", "/api/v1", "/apis/coordination.k8s.io/v1", "/version", "/healthz", "/readyz", "/livez", "/openapi/v2"]:
