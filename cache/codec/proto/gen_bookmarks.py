@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate codec_bookmark_tables.h: how an empty object of each type looks.
 
-Usage: gen_bookmarks.py API_GIT_DIR > ../codec_bookmark_tables.h
+Usage: gen_bookmarks.py API_GIT_DIR > ../codec_bookmark_tables.h && clang-format -i ../codec_bookmark_tables.h
 
 A BOOKMARK event carries an empty object of the watched type with only
 metadata.resourceVersion set, serialised like any object: JSON writes every
