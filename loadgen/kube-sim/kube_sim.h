@@ -494,6 +494,10 @@ int ks_obj_build(struct ks_res *res, struct ks_json *root, struct kf_arena *a, s
  */
 int ks_obj_build_text(struct ks_res *res, struct ks_json *root, const char *text, size_t text_len,
                       struct kf_arena *a, struct ks_obj **out, struct ks_conv_error *err);
+/** ks_obj_build_text that also hands back the message (in arena a). */
+int ks_obj_build_msg(struct ks_res *res, struct ks_json *root, const char *text, size_t text_len,
+                     struct kf_arena *a, struct ks_obj **out, struct ProtobufCMessage **msg_out,
+                     struct ks_conv_error *err);
 /** Parse a stored version's JSON back into a DOM. */
 int ks_obj_dom(const struct ks_obj *o, struct kf_arena *a, struct ks_json **out);
 /** A copy of o with metadata.resourceVersion = rv; NULL on failure. */
@@ -727,6 +731,23 @@ struct ks_gen_config {
 /** Generate the initial cluster (no events: the history starts after it). */
 int ks_gen_cluster(const struct ks_gen_config *c);
 void ks_gen_free(void);
+/* Generator helpers shared by gen.c and gen_pod.c. */
+struct ks_pod_spec {
+    const char *ns;
+    int app;     /* app index within the namespace */
+    int cm, sec; /* referenced configmap / secret index, -1 for none */
+    const char *rs_uid;
+    const char *hash; /* pod-template-hash */
+};
+/** count pods of one app (pod indexes first.. spread over nodes), stored without events. */
+int ks_gen_app_pods(struct ks_sb *sb, const struct ks_pod_spec *p, size_t first, size_t count,
+                    size_t nodes);
+void ks_gen_hex(char *out, size_t nbytes);
+void ks_gen_suffix5(char *out);
+void ks_gen_node_name(char *buf, size_t n, int i);
+/** base time of the generated cluster minus ago seconds, RFC 3339. */
+void ks_gen_time(char *buf, size_t n, int64_t ago);
+
 /** Parse, build and store one object from JSON (record: as an event). */
 int ks_gen_load(struct ks_res *res, const char *json, size_t len, bool record);
 /** Start the churn timer: rate updates per second (0 = none). */
