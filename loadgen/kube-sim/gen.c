@@ -431,9 +431,10 @@ int ks_gen_cluster(const struct ks_gen_config *c)
     static const char *const system_ns[] = {"default", "kube-system", "kube-public",
                                             "kube-node-lease"};
     size_t pod_i = 0;
-    int rc = 0, nns = n_namespaces();
+    int rc = 0, nns;
 
     cfg = *c;
+    nns = n_namespaces();
     base_time = (int64_t)time(NULL);
     if (c->ca_file)
         root_ca_pem = json_escape_file(c->ca_file);

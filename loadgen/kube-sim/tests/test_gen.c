@@ -10,7 +10,7 @@
 
 Test(gen, generated_json_is_canonical)
 {
-    struct ks_gen_config cfg = {.nodes = 3, .pods = 30, .configmaps = 4, .secrets = 4};
+    struct ks_gen_config cfg = {.nodes = 3, .pods = 1200, .configmaps = 6, .secrets = 6};
 
     cr_assert_eq(ks_res_bind(), 0);
     cr_assert_eq(ks_store_init(100), 0);
@@ -39,7 +39,14 @@ Test(gen, generated_json_is_canonical)
             checked++;
         }
     }
-    cr_expect_gt(checked, 60);
+    cr_expect_gt(checked, 1200);
+    /* 500 pods a namespace: team-000..team-002, each with its configmaps and a service */
+    cr_expect_not_null(ks_store_get(&ks_res_namespaces, "team-002"));
+    cr_expect_null(ks_store_get(&ks_res_namespaces, "team-003"));
+    cr_expect_not_null(ks_store_get(&ks_res_configmaps, "team-002/app-config-1"));
+    cr_expect_not_null(ks_store_get(&ks_res_configmaps, "team-002/kube-root-ca.crt"));
+    cr_expect_eq(ks_res_pods.table.n, 1200);
+    cr_expect_eq(ks_res_leases.table.n, 3);
     ks_store_free();
     ks_gen_free();
 }
