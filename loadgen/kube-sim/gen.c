@@ -325,11 +325,34 @@ static int gen_service(struct ks_sb *sb, const char *ns, int app, int idx, bool 
     return load_sb(&ks_res_endpointslices, sb);
 }
 
+/* default/kubernetes: the service every in-cluster client and kube-proxy expects. */
+static int gen_kubernetes_service(struct ks_sb *sb)
+{
+    ks_sb_adds(sb, "{\"kind\":\"Service\",\"apiVersion\":\"v1\",");
+    meta_head(sb, "kubernetes", "default", 86400 * 30);
+    ks_sb_adds(sb, ",\"labels\":{\"component\":\"apiserver\",\"provider\":\"kubernetes\"}},"
+                   "\"spec\":{\"ports\":[{\"name\":\"https\",\"protocol\":\"TCP\",\"port\":443,"
+                   "\"targetPort\":6443}],\"clusterIP\":\"10.96.0.1\",\"clusterIPs\":["
+                   "\"10.96.0.1\"],\"type\":\"ClusterIP\",\"sessionAffinity\":\"None\","
+                   "\"ipFamilies\":[\"IPv4\"],\"ipFamilyPolicy\":\"SingleStack\","
+                   "\"internalTrafficPolicy\":\"Cluster\"},\"status\":{\"loadBalancer\":{}}}");
+    int rc = load_sb(&ks_res_services, sb);
+    if (rc < 0)
+        return rc;
+    ks_sb_adds(sb, "{\"kind\":\"EndpointSlice\",\"apiVersion\":\"discovery.k8s.io/v1\",");
+    meta_head(sb, "kubernetes", "default", 86400 * 30);
+    ks_sb_adds(sb, ",\"labels\":{\"kubernetes.io/service-name\":\"kubernetes\"}},"
+                   "\"addressType\":\"IPv4\",\"endpoints\":[{\"addresses\":[\"127.0.0.1\"],"
+                   "\"conditions\":{\"ready\":true}}],\"ports\":[{\"name\":\"https\","
+                   "\"protocol\":\"TCP\",\"port\":6443}]}");
+    return load_sb(&ks_res_endpointslices, sb);
+}
+
 static int gen_small(struct ks_sb *sb)
 {
     static const char *const classes[] = {"runc", "gvisor"};
     static const char *const drivers[] = {"ebs.csi.aws.com", "efs.csi.aws.com"};
-    int rc = 0;
+    int rc = gen_kubernetes_service(sb);
 
     for (size_t i = 0; rc == 0 && i < 2; i++) {
         ks_sb_adds(sb, "{\"kind\":\"RuntimeClass\",\"apiVersion\":\"node.k8s.io/v1\",");
