@@ -662,6 +662,10 @@ static int conv_message(struct conv *c, const ProtobufCMessageDescriptor *d, str
                 f->type == PROTOBUF_C_TYPE_MESSAGE ? special_of(f->descriptor) : SP_NONE;
             c->path_len = saved;
             if (f->label != PROTOBUF_C_LABEL_REPEATED && (fsp == SP_TIME || fsp == SP_MICROTIME)) {
+                /* a zero Time: gogo writes it as an empty message, Go's JSON as null */
+                ProtobufCMessage **slot = (ProtobufCMessage **)((char *)target + f->offset);
+                if (!*slot && !(*slot = msg_new(c, f->descriptor)))
+                    return -ENOMEM;
                 link = &kid->next;
                 continue;
             }
@@ -754,6 +758,19 @@ static struct ks_json *jnum(struct conv *c, const char *fmt, ...)
 }
 
 static struct ks_json *to_dom(struct conv *c, const ProtobufCMessage *m);
+
+static int cmp_order(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct ks_field_order *)elem)->message);
+}
+
+/* The Go field order of d, when the generated table has it and covers every field. */
+static const struct ks_field_order *declared_order(const ProtobufCMessageDescriptor *d)
+{
+    const struct ks_field_order *o =
+        bsearch(d->name, ks_field_orders, ks_n_field_orders, sizeof(*o), cmp_order);
+    return o && o->n == d->n_fields ? o : NULL;
+}
 
 static struct ks_json *special_to_dom(struct conv *c, enum special sp, const ProtobufCMessage *m)
 {
@@ -914,9 +931,12 @@ static struct ks_json *to_dom(struct conv *c, const ProtobufCMessage *m)
     if (!j)
         return NULL;
     tail = &j->kids;
+    const struct ks_field_order *order = declared_order(d);
     for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (!present(m, f))
+        const ProtobufCFieldDescriptor *f =
+            order && i < order->n ? protobuf_c_message_descriptor_get_field(d, order->numbers[i])
+                                  : &d->fields[i];
+        if (!f || !present(m, f))
             continue;
         struct ks_json *v = f->label == PROTOBUF_C_LABEL_REPEATED
                                 ? repeated_to_dom(c, f, m)

@@ -29,12 +29,12 @@ struct app_ref {
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static void ts(char *buf, size_t n, int64_t ago)
+void ks_gen_time(char *buf, size_t n, int64_t ago)
 {
     ks_time_format(buf, n, base_time - ago, 0, false);
 }
 
-static void hex(char *out, size_t nbytes)
+void ks_gen_hex(char *out, size_t nbytes)
 {
     static const char digits[] = "0123456789abcdef";
 
@@ -46,7 +46,7 @@ static void hex(char *out, size_t nbytes)
     out[2 * nbytes] = '\0';
 }
 
-static void suffix5(char *out)
+void ks_gen_suffix5(char *out)
 {
     static const char chars[] = "bcdfghjklmnpqrstvwxz2456789";
 
@@ -79,18 +79,27 @@ int ks_gen_load(struct ks_res *res, const char *json, size_t len, bool record)
     return rc;
 }
 
-static void meta_head_uid(struct ks_sb *sb, const char *name, const char *ns, int64_t age,
-                          char uid[37])
+/* The metadata up to creationTimestamp, in ObjectMeta's field order. */
+static void meta_head_gen(struct ks_sb *sb, const char *name, const char *generate_name,
+                          const char *ns, int64_t age, char uid[37])
 {
     char when[40];
 
     ks_uuid(uid);
-    ts(when, sizeof(when), age);
+    ks_gen_time(when, sizeof(when), age);
     ks_sb_printf(sb, "\"metadata\":{\"name\":\"%s\"", name);
+    if (generate_name)
+        ks_sb_printf(sb, ",\"generateName\":\"%s\"", generate_name);
     if (ns)
         ks_sb_printf(sb, ",\"namespace\":\"%s\"", ns);
     ks_sb_printf(sb, ",\"uid\":\"%s\",\"resourceVersion\":\"%llu\",\"creationTimestamp\":\"%s\"",
                  uid, (unsigned long long)ks_store_next_rv(), when);
+}
+
+static void meta_head_uid(struct ks_sb *sb, const char *name, const char *ns, int64_t age,
+                          char uid[37])
+{
+    meta_head_gen(sb, name, NULL, ns, age, uid);
 }
 
 static void meta_head(struct ks_sb *sb, const char *name, const char *ns, int64_t age)
@@ -139,7 +148,7 @@ static int gen_namespace(struct ks_sb *sb, const char *name)
     return load_sb(&ks_res_configmaps, sb);
 }
 
-static void node_name(char *buf, size_t n, int i)
+void ks_gen_node_name(char *buf, size_t n, int i)
 {
     snprintf(buf, n, "node-%05d", i);
 }
@@ -159,10 +168,10 @@ static int gen_node(struct ks_sb *sb, int i)
     char name[32], hb[40], tr[40], id[40], boot[40], uid[37];
     static const char *const zones[] = {"eu-west-1a", "eu-west-1b", "eu-west-1c"};
 
-    node_name(name, sizeof(name), i);
-    ts(hb, sizeof(hb), 5);
-    ts(tr, sizeof(tr), 86400 * 20);
-    hex(id, 16);
+    ks_gen_node_name(name, sizeof(name), i);
+    ks_gen_time(hb, sizeof(hb), 5);
+    ks_gen_time(tr, sizeof(tr), 86400 * 20);
+    ks_gen_hex(id, 16);
     ks_uuid(boot);
     ks_sb_adds(sb, "{\"kind\":\"Node\",\"apiVersion\":\"v1\",");
     meta_head_uid(sb, name, NULL, 86400 * 20, uid);
@@ -246,7 +255,7 @@ static int gen_secret(struct ks_sb *sb, const char *ns, int i)
     char name[48], key[129];
 
     snprintf(name, sizeof(name), "app-secret-%d", i);
-    hex(key, 64);
+    ks_gen_hex(key, 64);
     ks_sb_adds(sb, "{\"kind\":\"Secret\",\"apiVersion\":\"v1\",");
     meta_head(sb, name, ns, 86400 * 10);
     ks_sb_printf(sb,
@@ -263,160 +272,6 @@ static int gen_secret(struct ks_sb *sb, const char *ns, int i)
     ks_sb_adds(sb, "\",\"password\":\"czNjcjN0LXBhc3N3b3JkLTEyMzQ1Ng==\",\"username\":"
                    "\"YXBwLXVzZXI=\"},\"type\":\"Opaque\"}");
     return load_sb(&ks_res_secrets, sb);
-}
-
-struct pod_spec {
-    const char *ns;
-    int app;     /* app index within the namespace */
-    int cm, sec; /* referenced configmap / secret index, -1 for none */
-    int node;
-    int ip_host; /* last octet of the pod IP */
-    const char *rs_uid;
-    const char *hash; /* pod-template-hash */
-};
-
-static void pod_meta(struct ks_sb *sb, const struct pod_spec *p, const char *name, const char *t)
-{
-    meta_head(sb, name, p->ns, 86400 * 2);
-    ks_sb_printf(
-        sb,
-        ",\"labels\":{\"app\":\"app-%d\",\"pod-template-hash\":\"%s\",\"tier\":\"backend\"},"
-        "\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"ReplicaSet\",\"name\":"
-        "\"app-%d-%s\",\"uid\":\"%s\",\"controller\":true,\"blockOwnerDeletion\":true}],"
-        "\"managedFields\":[{\"manager\":\"kube-controller-manager\",\"operation\":"
-        "\"Update\",\"apiVersion\":\"v1\",\"time\":\"%s\",\"fieldsType\":\"FieldsV1\","
-        "\"fieldsV1\":{\"f:metadata\":{\"f:generateName\":{},\"f:labels\":{\".\":{},"
-        "\"f:app\":{},\"f:pod-template-hash\":{}},\"f:ownerReferences\":{\".\":{},"
-        "\"k:{\\\"uid\\\":\\\"%s\\\"}\":{}}},\"f:spec\":{\"f:containers\":{"
-        "\"k:{\\\"name\\\":\\\"app\\\"}\":{\".\":{},\"f:env\":{},\"f:image\":{},"
-        "\"f:name\":{},\"f:resources\":{}}}}}},{\"manager\":\"kubelet\",\"operation\":"
-        "\"Update\",\"apiVersion\":\"v1\",\"time\":\"%s\",\"fieldsType\":\"FieldsV1\","
-        "\"fieldsV1\":{\"f:status\":{\"f:conditions\":{},\"f:containerStatuses\":{},"
-        "\"f:hostIP\":{},\"f:phase\":{},\"f:podIP\":{},\"f:podIPs\":{},\"f:startTime\":{}}},"
-        "\"subresource\":\"status\"}]},",
-        p->app, p->hash, p->app, p->hash, p->rs_uid, t, p->rs_uid, t);
-}
-
-static void pod_volumes(struct ks_sb *sb, const struct pod_spec *p, const char *sa)
-{
-    ks_sb_adds(sb, "\"spec\":{\"volumes\":[");
-    if (p->cm >= 0)
-        ks_sb_printf(sb,
-                     "{\"name\":\"config\",\"configMap\":{\"name\":\"app-config-%d\","
-                     "\"defaultMode\":420}},",
-                     p->cm);
-    if (p->sec >= 0)
-        ks_sb_printf(sb,
-                     "{\"name\":\"secret\",\"secret\":{\"secretName\":\"app-secret-%d\","
-                     "\"defaultMode\":420}},",
-                     p->sec);
-    ks_sb_printf(sb,
-                 "{\"name\":\"kube-api-access-%s\",\"projected\":{\"sources\":[{"
-                 "\"serviceAccountToken\":{\"expirationSeconds\":3607,\"path\":\"token\"}},{"
-                 "\"configMap\":{\"name\":\"kube-root-ca.crt\",\"items\":[{\"key\":\"ca.crt\","
-                 "\"path\":\"ca.crt\"}]}},{\"downwardAPI\":{\"items\":[{\"path\":\"namespace\","
-                 "\"fieldRef\":{\"apiVersion\":\"v1\",\"fieldPath\":\"metadata.namespace\"}}]}}],"
-                 "\"defaultMode\":420}}],",
-                 sa);
-}
-
-static void pod_containers(struct ks_sb *sb, const struct pod_spec *p, const char *sa)
-{
-    ks_sb_printf(sb,
-                 "\"containers\":[{\"name\":\"app\",\"image\":\"registry.example.com/app:1.4.2\","
-                 "\"ports\":[{\"name\":\"http\",\"containerPort\":8080,\"protocol\":\"TCP\"}],"
-                 "\"env\":[{\"name\":\"APP_NAME\",\"value\":\"app-%d\"},",
-                 p->app);
-    if (p->cm >= 0)
-        ks_sb_printf(sb,
-                     "{\"name\":\"LOG_LEVEL\",\"valueFrom\":{\"configMapKeyRef\":{\"name\":"
-                     "\"app-config-%d\",\"key\":\"log.level\"}}},",
-                     p->cm);
-    if (p->sec >= 0)
-        ks_sb_printf(sb,
-                     "{\"name\":\"API_KEY\",\"valueFrom\":{\"secretKeyRef\":{\"name\":"
-                     "\"app-secret-%d\",\"key\":\"api-key\"}}},",
-                     p->sec);
-    ks_sb_adds(sb, "{\"name\":\"POD_IP\",\"valueFrom\":{\"fieldRef\":{\"apiVersion\":\"v1\","
-                   "\"fieldPath\":\"status.podIP\"}}}],\"resources\":{\"limits\":{\"cpu\":\"500m\","
-                   "\"memory\":\"512Mi\"},\"requests\":{\"cpu\":\"100m\",\"memory\":\"128Mi\"}},"
-                   "\"volumeMounts\":[");
-    if (p->cm >= 0)
-        ks_sb_adds(sb, "{\"name\":\"config\",\"readOnly\":true,\"mountPath\":\"/etc/app\"},");
-    if (p->sec >= 0)
-        ks_sb_adds(sb, "{\"name\":\"secret\",\"readOnly\":true,\"mountPath\":\"/etc/secret\"},");
-    ks_sb_printf(sb,
-                 "{\"name\":\"kube-api-access-%s\",\"readOnly\":true,\"mountPath\":"
-                 "\"/var/run/secrets/kubernetes.io/serviceaccount\"}],\"livenessProbe\":{"
-                 "\"httpGet\":{\"path\":\"/healthz\",\"port\":8080,\"scheme\":\"HTTP\"},"
-                 "\"timeoutSeconds\":1,\"periodSeconds\":10,\"successThreshold\":1,"
-                 "\"failureThreshold\":3},\"terminationMessagePath\":\"/dev/termination-log\","
-                 "\"terminationMessagePolicy\":\"File\",\"imagePullPolicy\":\"IfNotPresent\"},{"
-                 "\"name\":\"log-shipper\",\"image\":\"registry.example.com/log-shipper:2.4.1\","
-                 "\"resources\":{\"requests\":{\"cpu\":\"10m\",\"memory\":\"32Mi\"}},"
-                 "\"volumeMounts\":[{\"name\":\"kube-api-access-%s\",\"readOnly\":true,"
-                 "\"mountPath\":\"/var/run/secrets/kubernetes.io/serviceaccount\"}],"
-                 "\"terminationMessagePath\":\"/dev/termination-log\",\"terminationMessagePolicy\":"
-                 "\"File\",\"imagePullPolicy\":\"IfNotPresent\"}],",
-                 sa, sa);
-}
-
-static void pod_status(struct ks_sb *sb, const struct pod_spec *p, const char *t)
-{
-    char cid1[65], cid2[65];
-    int o2 = 64 + (p->node >> 8) % 64, o3 = p->node & 255;
-
-    hex(cid1, 32);
-    hex(cid2, 32);
-    ks_sb_adds(sb, "\"status\":{\"phase\":\"Running\",\"conditions\":[");
-    static const char *const conds[] = {"Initialized", "Ready", "ContainersReady", "PodScheduled"};
-    for (size_t i = 0; i < 4; i++)
-        ks_sb_printf(sb,
-                     "{\"type\":\"%s\",\"status\":\"True\",\"lastProbeTime\":null,"
-                     "\"lastTransitionTime\":\"%s\"}%s",
-                     conds[i], t, i < 3 ? "," : "");
-    ks_sb_printf(sb,
-                 "],\"hostIP\":\"10.0.%d.%d\",\"podIP\":\"10.%d.%d.%d\",\"podIPs\":[{\"ip\":"
-                 "\"10.%d.%d.%d\"}],\"startTime\":\"%s\",\"containerStatuses\":[{\"name\":\"app\","
-                 "\"state\":{\"running\":{\"startedAt\":\"%s\"}},\"lastState\":{},\"ready\":true,"
-                 "\"restartCount\":0,\"image\":\"registry.example.com/app:1.4.2\",\"imageID\":"
-                 "\"registry.example.com/app@sha256:%s\",\"containerID\":\"containerd://%s\","
-                 "\"started\":true},{\"name\":\"log-shipper\",\"state\":{\"running\":{"
-                 "\"startedAt\":\"%s\"}},\"lastState\":{},\"ready\":true,\"restartCount\":0,"
-                 "\"image\":\"registry.example.com/log-shipper:2.4.1\",\"imageID\":"
-                 "\"registry.example.com/log-shipper@sha256:%s\",\"containerID\":\"containerd://"
-                 "%s\",\"started\":true}],\"qosClass\":\"Burstable\"}}",
-                 (p->node >> 8) & 255, p->node & 255, o2, o3, p->ip_host, o2, o3, p->ip_host, t, t,
-                 cid2, cid1, t, cid1, cid2);
-}
-
-static int gen_pod(struct ks_sb *sb, const struct pod_spec *p, bool record)
-{
-    char name[64], sa[8], suffix[6], t[40], node[32];
-
-    suffix5(suffix);
-    suffix5(sa);
-    snprintf(name, sizeof(name), "app-%d-%s-%s", p->app, p->hash, suffix);
-    ts(t, sizeof(t), 86400 * 2);
-    node_name(node, sizeof(node), p->node);
-    ks_sb_adds(sb, "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",");
-    pod_meta(sb, p, name, t);
-    pod_volumes(sb, p, sa);
-    pod_containers(sb, p, sa);
-    ks_sb_printf(sb,
-                 "\"restartPolicy\":\"Always\",\"terminationGracePeriodSeconds\":30,\"dnsPolicy\":"
-                 "\"ClusterFirst\",\"serviceAccountName\":\"default\",\"serviceAccount\":"
-                 "\"default\",\"nodeName\":\"%s\",\"securityContext\":{},\"schedulerName\":"
-                 "\"default-scheduler\",\"tolerations\":[{\"key\":\"node.kubernetes.io/not-ready\","
-                 "\"operator\":\"Exists\",\"effect\":\"NoExecute\",\"tolerationSeconds\":300},{"
-                 "\"key\":\"node.kubernetes.io/unreachable\",\"operator\":\"Exists\",\"effect\":"
-                 "\"NoExecute\",\"tolerationSeconds\":300}],\"priority\":0,\"enableServiceLinks\":"
-                 "true,\"preemptionPolicy\":\"PreemptLowerPriority\"},",
-                 node);
-    pod_status(sb, p, t);
-    int rc = sb->err ? sb->err : ks_gen_load(&ks_res_pods, sb->p, sb->len, record);
-    sb->len = 0;
-    return rc;
 }
 
 static int gen_service(struct ks_sb *sb, const char *ns, int app, int idx, bool headless)
@@ -445,18 +300,19 @@ static int gen_service(struct ks_sb *sb, const char *ns, int app, int idx, bool 
         return rc;
     /* its EndpointSlice, listing up to 10 of the app's pods */
     char slice[64], sfx[6];
-    suffix5(sfx);
+    ks_gen_suffix5(sfx);
     snprintf(slice, sizeof(slice), "%s-%s", name, sfx);
     ks_sb_adds(sb, "{\"kind\":\"EndpointSlice\",\"apiVersion\":\"discovery.k8s.io/v1\",");
-    meta_head(sb, slice, ns, 86400 * 10);
+    char gen[64], slice_uid[37];
+    snprintf(gen, sizeof(gen), "%s-", name);
+    meta_head_gen(sb, slice, gen, ns, 86400 * 10, slice_uid);
     ks_sb_printf(sb,
-                 ",\"generateName\":\"%s-\",\"labels\":{\"endpointslice.kubernetes.io/managed-by\":"
+                 ",\"labels\":{\"endpointslice.kubernetes.io/managed-by\":"
                  "\"endpointslice-controller.k8s.io\",\"kubernetes.io/service-name\":\"%s\"%s},"
                  "\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"name\":\"%s\","
                  "\"uid\":\"%s\",\"controller\":true,\"blockOwnerDeletion\":true}]},"
                  "\"addressType\":\"IPv4\",\"endpoints\":[",
-                 name, name, headless ? ",\"service.kubernetes.io/headless\":\"\"" : "", name,
-                 svc_uid);
+                 name, headless ? ",\"service.kubernetes.io/headless\":\"\"" : "", name, svc_uid);
     for (int e = 0; e < 3; e++) {
         int node = (app * 7 + e) % (cfg.nodes ? cfg.nodes : 1);
         ks_sb_printf(sb,
@@ -469,11 +325,34 @@ static int gen_service(struct ks_sb *sb, const char *ns, int app, int idx, bool 
     return load_sb(&ks_res_endpointslices, sb);
 }
 
+/* default/kubernetes: the service every in-cluster client and kube-proxy expects. */
+static int gen_kubernetes_service(struct ks_sb *sb)
+{
+    ks_sb_adds(sb, "{\"kind\":\"Service\",\"apiVersion\":\"v1\",");
+    meta_head(sb, "kubernetes", "default", 86400 * 30);
+    ks_sb_adds(sb, ",\"labels\":{\"component\":\"apiserver\",\"provider\":\"kubernetes\"}},"
+                   "\"spec\":{\"ports\":[{\"name\":\"https\",\"protocol\":\"TCP\",\"port\":443,"
+                   "\"targetPort\":6443}],\"clusterIP\":\"10.96.0.1\",\"clusterIPs\":["
+                   "\"10.96.0.1\"],\"type\":\"ClusterIP\",\"sessionAffinity\":\"None\","
+                   "\"ipFamilies\":[\"IPv4\"],\"ipFamilyPolicy\":\"SingleStack\","
+                   "\"internalTrafficPolicy\":\"Cluster\"},\"status\":{\"loadBalancer\":{}}}");
+    int rc = load_sb(&ks_res_services, sb);
+    if (rc < 0)
+        return rc;
+    ks_sb_adds(sb, "{\"kind\":\"EndpointSlice\",\"apiVersion\":\"discovery.k8s.io/v1\",");
+    meta_head(sb, "kubernetes", "default", 86400 * 30);
+    ks_sb_adds(sb, ",\"labels\":{\"kubernetes.io/service-name\":\"kubernetes\"}},"
+                   "\"addressType\":\"IPv4\",\"endpoints\":[{\"addresses\":[\"127.0.0.1\"],"
+                   "\"conditions\":{\"ready\":true}}],\"ports\":[{\"name\":\"https\","
+                   "\"protocol\":\"TCP\",\"port\":6443}]}");
+    return load_sb(&ks_res_endpointslices, sb);
+}
+
 static int gen_small(struct ks_sb *sb)
 {
     static const char *const classes[] = {"runc", "gvisor"};
     static const char *const drivers[] = {"ebs.csi.aws.com", "efs.csi.aws.com"};
-    int rc = 0;
+    int rc = gen_kubernetes_service(sb);
 
     for (size_t i = 0; rc == 0 && i < 2; i++) {
         ks_sb_adds(sb, "{\"kind\":\"RuntimeClass\",\"apiVersion\":\"node.k8s.io/v1\",");
@@ -516,20 +395,16 @@ static int gen_app(struct ks_sb *sb, const char *ns, int app, int cms, int secs,
                    size_t pods_left)
 {
     char rs_uid[37], hash[11];
-    struct pod_spec p = {.ns = ns, .app = app, .rs_uid = rs_uid, .hash = hash};
-    int rc = 0;
+    struct ks_pod_spec p = {.ns = ns, .app = app, .rs_uid = rs_uid, .hash = hash};
+    size_t n = pods_left < PODS_PER_APP ? pods_left : PODS_PER_APP;
+    int rc;
 
     ks_uuid(rs_uid);
-    hex(hash, 5);
-    hash[10] = '\0';
+    ks_gen_hex(hash, 5);
     p.cm = cms ? app % cms : -1;
     p.sec = secs ? app % secs : -1;
-    for (size_t k = 0; k < PODS_PER_APP && k < pods_left && rc == 0; k++, (*pod_i)++) {
-        /* spread over the nodes like a scheduler would, stable for a seed */
-        p.node = cfg.nodes ? (int)((*pod_i * 2654435761u) % (uint64_t)cfg.nodes) : 0;
-        p.ip_host = 2 + (int)(*pod_i % 250);
-        rc = gen_pod(sb, &p, false);
-    }
+    rc = ks_gen_app_pods(sb, &p, *pod_i, n, cfg.nodes);
+    *pod_i += n;
     return rc;
 }
 
@@ -579,9 +454,10 @@ int ks_gen_cluster(const struct ks_gen_config *c)
     static const char *const system_ns[] = {"default", "kube-system", "kube-public",
                                             "kube-node-lease"};
     size_t pod_i = 0;
-    int rc = 0, nns = n_namespaces();
+    int rc = 0, nns;
 
     cfg = *c;
+    nns = n_namespaces();
     base_time = (int64_t)time(NULL);
     if (c->ca_file)
         root_ca_pem = json_escape_file(c->ca_file);
@@ -615,12 +491,12 @@ void ks_churn_respawn(struct kf_arena *a, struct ks_json *pod)
 
     if (!meta || !spec || !gen || !cfg.nodes)
         return;
-    suffix5(sfx);
+    ks_gen_suffix5(sfx);
     ks_uuid(uid);
     ks_time_format(when, sizeof(when), (int64_t)time(NULL), 0, false);
     snprintf(name, sizeof(name), "%.*s%s", (int)(strlen(gen) > 5 ? strlen(gen) - 5 : 0), gen, sfx);
     snprintf(rv, sizeof(rv), "%llu", (unsigned long long)ks_store.rv + 1);
-    node_name(node, sizeof(node), (int)(ks_rng() % cfg.nodes));
+    ks_gen_node_name(node, sizeof(node), (int)(ks_rng() % cfg.nodes));
     struct {
         struct ks_json *parent;
         const char *key, *value;

@@ -445,6 +445,15 @@ int ks_conv_unpack(const struct ProtobufCMessageDescriptor *desc, const uint8_t 
                    struct kf_arena *arena, struct ProtobufCMessage **out);
 void *ks_conv_arena_alloc(void *arena, size_t size);
 void ks_conv_arena_free(void *arena, void *ptr);
+/* A message's field numbers in declaration (Go struct) order; generated table. */
+struct ks_field_order {
+    const char *message; /* full name, e.g. "k8s.io.api.core.v1.PodSpec" */
+    const uint32_t *numbers;
+    size_t n;
+};
+extern const struct ks_field_order ks_field_orders[]; /* sorted by message */
+extern const size_t ks_n_field_orders;
+
 /** RFC 3339 (with optional fraction and offset) to Unix seconds + nanoseconds. */
 int ks_time_parse(const char *s, int64_t *sec, int32_t *nsec);
 /** Unix time as "2006-01-02T15:04:05Z" (micro: with 6 fractional digits). */
@@ -485,6 +494,10 @@ int ks_obj_build(struct ks_res *res, struct ks_json *root, struct kf_arena *a, s
  */
 int ks_obj_build_text(struct ks_res *res, struct ks_json *root, const char *text, size_t text_len,
                       struct kf_arena *a, struct ks_obj **out, struct ks_conv_error *err);
+/** ks_obj_build_text that also hands back the message (in arena a). */
+int ks_obj_build_msg(struct ks_res *res, struct ks_json *root, const char *text, size_t text_len,
+                     struct kf_arena *a, struct ks_obj **out, struct ProtobufCMessage **msg_out,
+                     struct ks_conv_error *err);
 /** Parse a stored version's JSON back into a DOM. */
 int ks_obj_dom(const struct ks_obj *o, struct kf_arena *a, struct ks_json **out);
 /** A copy of o with metadata.resourceVersion = rv; NULL on failure. */
@@ -668,8 +681,11 @@ int ks_continue_decode(struct kf_arena *a, const char *token, char **start, bool
 
 /* watches (watch.c) */
 extern unsigned ks_bookmark_interval_ms;
-/** Hook the watchers to the store's event stream. */
+extern unsigned ks_slow_watch_ms;
+/** Hook the watchers to the store's event stream; start the slow-watcher sweep. */
 void ks_watch_init(void);
+/** Close every watch and stop the sweep (shutdown). */
+void ks_watch_shutdown(void);
 /** End every watch (abort: reset the streams and GOAWAY their connections). */
 void ks_watch_close_all(bool abort);
 uint64_t ks_watch_count(void);
@@ -715,6 +731,23 @@ struct ks_gen_config {
 /** Generate the initial cluster (no events: the history starts after it). */
 int ks_gen_cluster(const struct ks_gen_config *c);
 void ks_gen_free(void);
+/* Generator helpers shared by gen.c and gen_pod.c. */
+struct ks_pod_spec {
+    const char *ns;
+    int app;     /* app index within the namespace */
+    int cm, sec; /* referenced configmap / secret index, -1 for none */
+    const char *rs_uid;
+    const char *hash; /* pod-template-hash */
+};
+/** count pods of one app (pod indexes first.. spread over nodes), stored without events. */
+int ks_gen_app_pods(struct ks_sb *sb, const struct ks_pod_spec *p, size_t first, size_t count,
+                    size_t nodes);
+void ks_gen_hex(char *out, size_t nbytes);
+void ks_gen_suffix5(char *out);
+void ks_gen_node_name(char *buf, size_t n, int i);
+/** base time of the generated cluster minus ago seconds, RFC 3339. */
+void ks_gen_time(char *buf, size_t n, int64_t ago);
+
 /** Parse, build and store one object from JSON (record: as an event). */
 int ks_gen_load(struct ks_res *res, const char *json, size_t len, bool record);
 /** Start the churn timer: rate updates per second (0 = none). */

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #define CHUNK_BYTES  (256 * 1024)
 #define PENDING_HIGH (2 * 1024 * 1024)
 
@@ -28,6 +30,7 @@ struct lister {
     struct page page;
     size_t pos;
     bool pb;
+    bool closing; /* the client went away: list_reap ends it */
     struct ks_sb chunk;
 };
 
@@ -161,23 +164,51 @@ static void add_item(struct lister *l, const struct ks_obj *o, size_t k)
     ks_sb_add(&l->chunk, o->json + o->json_body_off, o->json_len - o->json_body_off);
 }
 
+static void list_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct lister *l = arg;
+
+    (void)fd;
+    (void)what;
+    px_request_on_drain(l->r->px, NULL, NULL);
+    px_request_on_close(l->r->px, NULL, NULL);
+    ks_req_count(l->r, 499);
+    px_response_end(l->r->px);
+    list_free(l);
+}
+
+/* Never free inside the HTTP layer's callbacks: mark, and reap from a fresh event. */
+static void mark_closing(struct lister *l)
+{
+    struct timeval now = {0, 0};
+
+    if (l->closing)
+        return;
+    l->closing = true;
+    if (event_base_once(ks_base, -1, EV_TIMEOUT, list_reap, l, &now) < 0)
+        kf_err("kube-sim", "cannot schedule the end of a closed list");
+}
+
 static void list_pump(struct px_request *px, void *arg)
 {
     struct lister *l = arg;
 
     (void)px;
-    if (px_request_is_closed(l->r->px)) {
-        px_request_on_drain(l->r->px, NULL, NULL);
-        px_response_end(l->r->px);
-        list_free(l);
+    if (l->closing || px_request_is_closed(l->r->px)) {
+        mark_closing(l);
         return;
     }
-    while (l->pos < l->page.n && px_response_pending(l->r->px) < PENDING_HIGH) {
+    while (l->pos < l->page.n && px_response_pending(l->r->px) < PENDING_HIGH &&
+           !px_request_is_closed(l->r->px)) {
         while (l->pos < l->page.n && l->chunk.len < CHUNK_BYTES) {
             add_item(l, l->snap.items[l->page.idx[l->pos]], l->pos);
             l->pos++;
         }
         flush_chunk(l);
+    }
+    if (px_request_is_closed(l->r->px)) {
+        mark_closing(l);
+        return;
     }
     if (l->pos < l->page.n)
         return; /* on_drain brings us back */
@@ -192,8 +223,7 @@ static void list_pump(struct px_request *px, void *arg)
 static void list_closed(struct px_request *px, void *arg)
 {
     (void)px;
-    (void)arg; /* list_pump notices on its next run, which on_drain or we trigger */
-    list_pump(px, arg);
+    mark_closing(arg);
 }
 
 /* Pretty output (curl): the whole body built, then indented like Go's MarshalIndent. */

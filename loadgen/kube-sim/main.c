@@ -24,13 +24,15 @@
 
 #define MODULE "kube-sim"
 
+static unsigned shutdown_delay_ms;
+
 struct options {
     const char *listen, *listen_plain, *admin_listen;
     const char *cert_dir, *kubeconfig, *policy;
     const char *users[32];
     size_t n_users;
     size_t nodes, pods, configmaps, secrets, history;
-    double churn;
+    double churn, goaway_chance;
     uint64_t seed;
 };
 
@@ -42,7 +44,8 @@ static void usage(void)
             "                [--secrets S] [--churn RATE] [--policy FILE]\n"
             "                [--admin-listen ADDR:PORT] [--history N] [--seed N]\n"
             "                [--user-cert CN[=GROUP,...]] [--bookmark-interval MS]\n"
-            "                [--pod-termination MS] [--log-level LEVEL]\n");
+            "                [--pod-termination MS] [--slow-watch MS] [--shutdown-delay MS]\n"
+            "                [--goaway-chance P] [--log-level LEVEL]\n");
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -65,6 +68,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"bookmark-interval", 1, NULL, 'b'},
         {"pod-termination", 1, NULL, 't'},
         {"log-level", 1, NULL, 'L'},
+        {"slow-watch", 1, NULL, 'w'},
+        {"shutdown-delay", 1, NULL, 'D'},
+        {"goaway-chance", 1, NULL, 'g'},
         {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -118,6 +124,15 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 't':
             ks_pod_termination_ms = (unsigned)strtoul(optarg, NULL, 10);
             break;
+        case 'w':
+            ks_slow_watch_ms = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'D':
+            shutdown_delay_ms = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'g':
+            o->goaway_chance = atof(optarg);
+            break;
         case 'u':
             if (o->n_users < KF_ARRAY_SIZE(o->users))
                 o->users[o->n_users++] = optarg;
@@ -135,12 +150,59 @@ static int parse_args(int argc, char **argv, struct options *o)
     return 0;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_shutdown_delay(evutil_socket_t fd, short what, void *arg);
+
+/* Servers to shut down gracefully on SIGTERM. */
+static struct px_server *servers[3];
+static struct event *shutdown_ev;
+
+static void finish_shutdown(evutil_socket_t fd, short what, void *arg)
 {
-    (void)sig;
+    (void)fd;
     (void)what;
     (void)arg;
     event_base_loopbreak(ks_base);
+}
+
+/*
+ * Like the apiserver's graceful termination: /readyz fails at once, requests
+ * keep being served for --shutdown-delay, then connections get GOAWAY and
+ * watches end, and the process exits a moment later. SIGINT (or a second
+ * signal) stops at once.
+ */
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct timeval tv = {shutdown_delay_ms / 1000, (shutdown_delay_ms % 1000) * 1000};
+
+    (void)what;
+    (void)arg;
+    if (sig == SIGINT || shutdown_ev || !shutdown_delay_ms) {
+        event_base_loopbreak(ks_base);
+        return;
+    }
+    kf_info(MODULE, "terminating: not ready now, going away in %u ms", shutdown_delay_ms);
+    ks_faults.not_ready = true;
+    shutdown_ev = evtimer_new(ks_base, on_shutdown_delay, NULL);
+    if (!shutdown_ev || evtimer_add(shutdown_ev, &tv) < 0)
+        event_base_loopbreak(ks_base);
+}
+
+static void on_shutdown_delay(evutil_socket_t fd, short what, void *arg)
+{
+    struct timeval tv = {0, 200000};
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    ks_churn_stop();
+    for (size_t i = 0; i < KF_ARRAY_SIZE(servers); i++)
+        if (servers[i])
+            px_server_shutdown(servers[i]);
+    ks_watch_close_all(false);
+    event_free(shutdown_ev);
+    shutdown_ev = evtimer_new(ks_base, finish_shutdown, NULL);
+    if (!shutdown_ev || evtimer_add(shutdown_ev, &tv) < 0)
+        event_base_loopbreak(ks_base);
 }
 
 /* Generate the cluster and say what it costs. */
@@ -237,6 +299,9 @@ int main(int argc, char **argv)
     }
     if (o.churn > 0 && ks_churn_start(o.churn) < 0)
         goto out;
+    servers[0] = tls_srv;
+    servers[1] = plain_srv;
+    servers[2] = admin_srv;
     struct event *sigint = evsignal_new(ks_base, SIGINT, on_signal, NULL);
     struct event *sigterm = evsignal_new(ks_base, SIGTERM, on_signal, NULL);
     event_add(sigint, NULL);
@@ -251,11 +316,13 @@ int main(int argc, char **argv)
     event_base_dispatch(ks_base);
     event_free(sigint);
     event_free(sigterm);
+    if (shutdown_ev)
+        event_free(shutdown_ev);
     status = 0;
 out:
     ks_churn_stop();
     ks_write_shutdown();
-    ks_watch_close_all(true);
+    ks_watch_shutdown();
     if (l_tls)
         px_listener_free(l_tls);
     if (l_plain)

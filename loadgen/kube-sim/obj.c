@@ -364,6 +364,13 @@ static int extract(struct kf_arena *a, struct ks_res *res, const struct ks_json 
 int ks_obj_build_text(struct ks_res *res, struct ks_json *root, const char *text, size_t text_len,
                       struct kf_arena *a, struct ks_obj **out, struct ks_conv_error *err)
 {
+    return ks_obj_build_msg(res, root, text, text_len, a, out, NULL, err);
+}
+
+int ks_obj_build_msg(struct ks_res *res, struct ks_json *root, const char *text, size_t text_len,
+                     struct kf_arena *a, struct ks_obj **out, struct ProtobufCMessage **msg_out,
+                     struct ks_conv_error *err)
+{
     struct ks_obj_parts parts = {0};
     struct ks_sb json, pb;
     int rc;
@@ -380,6 +387,15 @@ int ks_obj_build_text(struct ks_res *res, struct ks_json *root, const char *text
         if (rc == 0)
             rc = ks_conv_pack(msg, res->api_version, res->kind, &pb, &parts.pb_item_off,
                               &parts.pb_item_len);
+        if (rc == 0 && msg_out)
+            *msg_out = msg;
+        /*
+         * The JSON is written back from the message, as the apiserver decodes
+         * into its Go struct and encodes that: fields in Go's order whatever
+         * order the client used, and exactly what the protobuf says.
+         */
+        if (rc == 0 && !text && (rc = ks_conv_to_json(msg, a, &root, err)) == 0)
+            rc = set_type_meta(a, res, root);
         if (rc < 0)
             goto out;
         parts.pb = (const uint8_t *)pb.p;

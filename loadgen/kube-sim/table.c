@@ -87,6 +87,16 @@ static const char node_columns[] =
 static const char namespace_columns[] =
     "[" NAME_COL "," COL("Status", "string", "", "The status of the namespace", 0) "," AGE_COL "]";
 
+static const char service_columns[] =
+    "[" NAME_COL "," COL("Type", "string", "", "The type of the service", 0) "," COL(
+        "Cluster-IP", "string", "", "The cluster IP of the service",
+        0) "," COL("External-IP", "string", "", "The external IP of the service",
+                   0) "," COL("Port(s)", "string", "", "The ports of the service",
+                              0) "," AGE_COL "," COL("Selector", "string", "",
+                                                     "The label selector of the service", 1) "]";
+static const char lease_columns[] =
+    "[" NAME_COL "," COL("Holder", "string", "", "The holder of the lease", 0) "," AGE_COL "]";
+
 /* Go's duration.HumanDuration, as kubectl shows ages. */
 void ks_human_duration(char *buf, size_t size, int64_t secs)
 {
@@ -129,6 +139,10 @@ static const char *columns_for(const struct ks_res *res)
         return node_columns;
     if (res == &ks_res_namespaces)
         return namespace_columns;
+    if (res == &ks_res_services)
+        return service_columns;
+    if (res == &ks_res_leases)
+        return lease_columns;
     return default_columns;
 }
 
@@ -189,6 +203,33 @@ static void node_cells(struct ks_sb *sb, const struct ks_json *node)
     cell(sb, NULL);
 }
 
+/* "80/TCP,443/TCP" and "app=x,tier=y" as kubectl's service printer writes them. */
+static void service_cells(struct ks_sb *sb, const struct ks_obj *o, const struct ks_json *svc)
+{
+    const struct ks_json *spec = ks_json_get(svc, "spec");
+    const struct ks_json *ports = ks_json_get(spec, "ports"), *sel = ks_json_get(spec, "selector");
+    struct ks_sb list;
+
+    cell(sb, ks_json_get_str(spec, "type"));
+    cell(sb, ks_json_get_str(spec, "clusterIP"));
+    cell(sb, NULL);
+    ks_sb_init(&list, 128);
+    for (const struct ks_json *p = ports && ports->t == KS_J_ARR ? ports->kids : NULL; p;
+         p = p->next) {
+        const struct ks_json *port = ks_json_get(p, "port");
+        const char *proto = ks_json_get_str(p, "protocol");
+        ks_sb_printf(&list, "%s%s/%s", list.len ? "," : "", port ? port->s : "?",
+                     proto ? proto : "TCP");
+    }
+    cell(sb, ks_sb_cstr(&list));
+    age_cell(sb, o);
+    list.len = 0;
+    for (const struct ks_json *l = sel && sel->t == KS_J_OBJ ? sel->kids : NULL; l; l = l->next)
+        ks_sb_printf(&list, "%s%s=%s", list.len ? "," : "", l->key, l->t == KS_J_STR ? l->s : "");
+    cell(sb, ks_sb_cstr(&list));
+    ks_sb_free(&list);
+}
+
 /* The cells of one row, without the brackets. */
 static void cells(struct ks_sb *sb, const struct ks_obj *o, const struct ks_json *dom)
 {
@@ -213,6 +254,11 @@ static void cells(struct ks_sb *sb, const struct ks_obj *o, const struct ks_json
         node_cells(sb, dom);
         age_cell(sb, o);
         cell(sb, ks_json_get_str(ks_json_path(dom, "status.nodeInfo"), "kubeletVersion"));
+    } else if (res == &ks_res_services) {
+        service_cells(sb, o, dom);
+    } else if (res == &ks_res_leases) {
+        cell(sb, ks_json_get_str(ks_json_get(dom, "spec"), "holderIdentity"));
+        age_cell(sb, o);
     } else if (res == &ks_res_namespaces) {
         cell(sb, o->terminating ? "Terminating" : ks_obj_field(o, "status.phase"));
         age_cell(sb, o);

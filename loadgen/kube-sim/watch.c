@@ -48,6 +48,9 @@ struct ks_watch {
     struct event *deadline_ev, *bookmark_ev;
     uint64_t deadline_ms;
     uint64_t events_sent;
+    uint64_t blocked_since_ms; /* backed up without progress since (0: not) */
+    uint64_t swept_sent;       /* events_sent at the last sweep */
+    bool closing;              /* the client went away: the reaper ends it */
 };
 
 static struct kf_list all_watches = {&all_watches, &all_watches};
@@ -346,10 +349,41 @@ static bool pump_replay(struct ks_watch *w)
     return true;
 }
 
+static struct event *reap_ev;
+
+/*
+ * A client that goes away is noticed inside the HTTP layer (possibly while
+ * we are writing to another stream of the same connection): never free there.
+ * Mark the watch and let the reaper, a deferred event, end it.
+ */
+static void mark_closing(struct ks_watch *w)
+{
+    if (w->closing)
+        return;
+    w->closing = true;
+    if (reap_ev)
+        event_active(reap_ev, EV_TIMEOUT, 0);
+}
+
+static void reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct kf_list *pos, *tmp;
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    kf_list_for_each_safe(pos, tmp, &all_watches)
+    {
+        struct ks_watch *w = kf_container_of(pos, struct ks_watch, all);
+        if (w->closing)
+            watch_end(w, false);
+    }
+}
+
 static void pump(struct ks_watch *w)
 {
-    if (px_request_is_closed(w->r->px)) {
-        watch_end(w, false);
+    if (w->closing || px_request_is_closed(w->r->px)) {
+        mark_closing(w);
         return;
     }
     if (w->state == W_INITIAL && !pump_initial(w))
@@ -367,7 +401,7 @@ static void on_drain(struct px_request *px, void *arg)
 static void on_close(struct px_request *px, void *arg)
 {
     (void)px;
-    watch_end(arg, false);
+    mark_closing(arg);
 }
 
 static void offer(struct kf_list *list, struct ks_event *ev)
@@ -377,7 +411,7 @@ static void offer(struct kf_list *list, struct ks_event *ev)
     kf_list_for_each_safe(pos, tmp, list)
     {
         struct ks_watch *w = kf_container_of(pos, struct ks_watch, link);
-        if (w->state != W_LIVE)
+        if (w->state != W_LIVE || w->closing)
             continue;
         if (backed_up(w)) {
             set_state(w, W_REPLAY); /* on_drain catches up from the history */
@@ -449,10 +483,68 @@ static void arm_bookmark(struct ks_watch *w)
     evtimer_add(w->bookmark_ev, &tv);
 }
 
+/* How long a watcher may leave its connection backed up before it is closed. */
+unsigned ks_slow_watch_ms = 10000;
+static struct event *sweep_ev;
+
+/*
+ * Once a second: a watcher whose client stopped reading is closed, like the
+ * apiserver terminates unresponsive watchers, once it has been blocked for
+ * ks_slow_watch_ms or the history it still needs is gone. Its client
+ * resumes from its last resourceVersion (or relists after a 410).
+ */
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct kf_list *pos, *tmp;
+    uint64_t now = kf_now_ms();
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    kf_list_for_each_safe(pos, tmp, &all_watches)
+    {
+        struct ks_watch *w = kf_container_of(pos, struct ks_watch, all);
+        if (w->closing)
+            continue;
+        bool progress = w->events_sent != w->swept_sent; /* the client read, we wrote */
+        w->swept_sent = w->events_sent;
+        if (!backed_up(w) || progress) {
+            w->blocked_since_ms = 0;
+            continue;
+        }
+        if (!w->blocked_since_ms)
+            w->blocked_since_ms = now;
+        bool lost = w->state != W_INITIAL && w->cursor < ks_store.compacted_rv;
+        if (lost || now - w->blocked_since_ms >= ks_slow_watch_ms) {
+            kf_info("kube-sim", "closing unresponsive %s watch (%s, blocked %llu ms)", w->res->name,
+                    lost ? "history gone" : "too slow",
+                    (unsigned long long)(now - w->blocked_since_ms));
+            ks_metrics_slow_watch();
+            watch_end(w, true);
+        }
+    }
+}
+
 void ks_watch_init(void)
 {
+    struct timeval second = {1, 0};
+
     ks_store.on_event = on_event;
     ks_store.on_event_arg = NULL;
+    sweep_ev = event_new(ks_base, -1, EV_PERSIST, sweep, NULL);
+    if (sweep_ev)
+        event_add(sweep_ev, &second);
+    reap_ev = event_new(ks_base, -1, 0, reap, NULL);
+}
+
+void ks_watch_shutdown(void)
+{
+    ks_watch_close_all(true);
+    if (sweep_ev)
+        event_free(sweep_ev);
+    if (reap_ev)
+        event_free(reap_ev);
+    sweep_ev = reap_ev = NULL;
 }
 
 void ks_watch_close_all(bool abort)

@@ -496,6 +496,25 @@ static bool preconditions_ok(struct ks_req *r, const struct ks_obj *cur, const s
 }
 
 /*
+ * Would dom, stored at cur's resourceVersion, be byte for byte cur? (The
+ * normalised encoding decides, as the apiserver compares what it would write.)
+ */
+static bool same_as_stored(struct ks_req *r, const struct ks_obj *cur, struct ks_json *dom)
+{
+    struct ks_json *copy = ks_json_clone(r->arena, dom);
+    struct ks_conv_error err;
+    struct ks_obj *o;
+    bool same;
+
+    if (!copy || ks_obj_build(cur->res, copy, r->arena, &o, &err) < 0)
+        return false;
+    same = o->json_len == cur->json_len && memcmp(o->json, cur->json, o->json_len) == 0 &&
+           o->pb_len == cur->pb_len && (!o->pb || memcmp(o->pb, cur->pb, o->pb_len) == 0);
+    ks_obj_unref(o);
+    return same;
+}
+
+/*
  * dom is the proposed new state of cur. Server-owned fields come from cur,
  * status is split between the main resource and its subresource, a no-op
  * keeps cur, anything else becomes a new version.
@@ -538,7 +557,7 @@ static void finish_update(struct ks_req *r, struct ks_obj *cur, struct ks_json *
         ks_json_set(r->arena, dom, "kind", kind, NULL, 0);
         ks_json_set(r->arena, dom, "apiVersion", av, NULL, 0);
     }
-    if (ks_json_equal(dom, old)) {
+    if (ks_json_equal(dom, old) || same_as_stored(r, cur, dom)) {
         ks_reply_obj(r, 200, cur); /* no-op: no new resourceVersion, no event */
         return;
     }

@@ -60,8 +60,11 @@ static void round_trip(const char *file, struct ks_res *res)
     ks_sb_init(&y, 4096);
     ks_json_write(&x, back);
     ks_json_write(&y, orig);
+    /* same content, and the same field order as Go writes it */
     cr_expect(ks_json_equal(back, orig), "%s: JSON from protobuf differs:\n%.*s\nwant\n%.*s", file,
               (int)x.len, x.p, (int)y.len, y.p);
+    cr_expect(x.len == y.len && memcmp(x.p, y.p, x.len) == 0,
+              "%s: field order differs:\n%.*s\nwant\n%.*s", file, (int)x.len, x.p, (int)y.len, y.p);
     ks_sb_free(&x);
     ks_sb_free(&y);
     free(pa);

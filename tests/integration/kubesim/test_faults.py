@@ -2,6 +2,7 @@
 """The admin API: readiness, injected 429/5xx/delay, closing and dropping watches,
 compaction, churn; and /metrics."""
 import json
+import signal
 import threading
 import time
 import urllib.request
@@ -46,4 +47,11 @@ with KubeSim(churn=200) as ks:
     check(json.loads(ks.admin_get("/stats"))["resourceVersion"] == rv, "churn stopped")
     st, _, body = ks.request("GET", "/metrics")
     check(st == 200 and b"kubesim_bytes_sent_total" in body, "/metrics on the API port (admin)")
+# graceful termination: not ready at once, still serving for the delay, then gone
+with KubeSim("--shutdown-delay", "800", nodes=2, pods=4) as ks:
+    ks.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    check(ks.request("GET", "/readyz")[0] == 500, "readyz fails while terminating")
+    check(ks.request("GET", "/healthz")[0] == 200, "healthz still ok while terminating")
+    check(ks.proc.wait(5) == 0, "exits after the delay")
 finish()
