@@ -113,6 +113,11 @@ int kf_addr_parse(const char *text, struct sockaddr_storage *ss, unsigned *len);
 /** Format an address as HOST:PORT ([V6]:PORT); returns buf. */
 const char *kf_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
+/* ---- text ---------------------------------------------------------------------- */
+
+/** Write code point cp (at most U+10FFFF) as UTF-8 into out (room for 4); returns bytes. */
+size_t kf_utf8_encode(char *out, uint32_t cp);
+
 /* ---- arena: memory that belongs to one scope and dies with it ---------------- */
 
 struct kf_arena;

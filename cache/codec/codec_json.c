@@ -197,30 +197,6 @@ static int hex4(const char *p, uint32_t *out)
     return 0;
 }
 
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* \uXXXX at p (p points at 'u'), with a following low surrogate when needed.
  * Lone surrogates become U+FFFD, as Go's decoder does. Returns bytes consumed after '\\'. */
 static int unescape_u(const char *p, const char *end, uint32_t *cp)
@@ -257,7 +233,7 @@ static int unescape_one(const char **pp, const char *end, char *o, size_t *olen)
     int used = unescape_u(p, end, &cp);
     if (used < 0)
         return used;
-    *olen += put_utf8(o + *olen, cp);
+    *olen += kf_utf8_encode(o + *olen, cp);
     *pp = p + used;
     return 0;
 }

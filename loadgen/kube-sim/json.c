@@ -391,30 +391,6 @@ static int hex4(const char *s, uint32_t *v)
     return 0;
 }
 
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* One escape after '\\' at p->i; appends its bytes to o. */
 static int unescape(struct parser *p, char *o, size_t *olen)
 {
@@ -438,7 +414,7 @@ static int unescape(struct parser *p, char *o, size_t *olen)
     } else if (cp >= 0xd800 && cp < 0xe000) {
         cp = 0xfffd;
     }
-    *olen += put_utf8(o + *olen, cp);
+    *olen += kf_utf8_encode(o + *olen, cp);
     return 0;
 }
 
