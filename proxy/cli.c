@@ -31,6 +31,15 @@ enum {
     OPT_LOG_LEVEL,
     OPT_VERSION,
     OPT_HELP,
+    OPT_MODE,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_CLIENT_CA,
+    OPT_UPSTREAM_CA,
+    OPT_IDENTITY,
+    OPT_PROXY_CERT,
+    OPT_PROXY_KEY,
+    OPT_GOAWAY,
 };
 
 static const struct option options[] = {
@@ -53,6 +62,15 @@ static const struct option options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"tls-cert-file", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-private-key-file", required_argument, NULL, OPT_TLS_KEY},
+    {"client-ca-file", required_argument, NULL, OPT_CLIENT_CA},
+    {"upstream-ca-file", required_argument, NULL, OPT_UPSTREAM_CA},
+    {"identity-mode", required_argument, NULL, OPT_IDENTITY},
+    {"proxy-client-cert-file", required_argument, NULL, OPT_PROXY_CERT},
+    {"proxy-client-key-file", required_argument, NULL, OPT_PROXY_KEY},
+    {"goaway-chance", required_argument, NULL, OPT_GOAWAY},
     {NULL, 0, NULL, 0},
 };
 
@@ -75,6 +93,16 @@ void px_cli_usage(FILE *out)
           "  --health-check-path PATH  HTTP(S) check path (default /readyz)\n"
           "  --health-check-ca-file F  CA to verify apiservers' certificates\n"
           "  --health-check-insecure   do not verify apiservers' certificates\n"
+          "  --mode MODE               tcp (default: bytes pass through) | http (L7)\n"
+          "Mode http (flags named like the apiserver's):\n"
+          "  --tls-cert-file FILE      serving certificate (required)\n"
+          "  --tls-private-key-file F  its key (default: in the certificate file)\n"
+          "  --client-ca-file FILE     verify client certificates (users: CN, groups: O)\n"
+          "  --upstream-ca-file FILE   CA that verifies the apiservers\n"
+          "  --identity-mode MODE      front-proxy (default) | impersonate | passthrough\n"
+          "  --proxy-client-cert-file  front-proxy client certificate (front-proxy mode)\n"
+          "  --proxy-client-key-file   its key\n"
+          "  --goaway-chance P         HTTP/2 GOAWAY probability per response (0..0.02)\n"
           "Always:\n"
           "  --admin-listen ADDR:PORT  /healthz, /readyz, /metrics (default 127.0.0.1:9445)\n"
           "  --workers N               worker threads (default: one per core)\n"
@@ -118,6 +146,8 @@ static int parse_enum(const char *flag, const char *text, const char *const *nam
     fprintf(stderr, "kfront: %s: unknown value \"%s\"\n", flag, text);
     return -EINVAL;
 }
+
+static int handle_http_option(struct px_cli *cli, int opt, const char *arg);
 
 static int handle_option(struct px_cli *cli, int opt, const char *arg)
 {
@@ -196,6 +226,58 @@ static int handle_option(struct px_cli *cli, int opt, const char *arg)
         cli->show_help = true;
         return 0;
     default:
+        return handle_http_option(cli, opt, arg);
+    }
+}
+
+/* Mode http flags; each one builds the flags configuration, like --listen. */
+static int handle_http_option(struct px_cli *cli, int opt, const char *arg)
+{
+    static const char *const modes[] = {"tcp", "http"};
+    static const char *const identities[] = {"front-proxy", "impersonate", "passthrough"};
+    int v;
+
+    cli->http_flag_set = true;
+    switch (opt) {
+    case OPT_MODE:
+        if (parse_enum("--mode", arg, modes, KF_ARRAY_SIZE(modes), &v) < 0)
+            return -EINVAL;
+        cli->mode = (enum config_mode)v;
+        return 0;
+    case OPT_IDENTITY:
+        if (parse_enum("--identity-mode", arg, identities, KF_ARRAY_SIZE(identities), &v) < 0)
+            return -EINVAL;
+        cli->identity_mode = (enum config_identity_mode)v;
+        return 0;
+    case OPT_GOAWAY: {
+        char *end;
+        double p = strtod(arg, &end);
+        if (end == arg || *end || p < 0 || p > 0.02) {
+            fprintf(stderr, "kfront: --goaway-chance: expected a number from 0 to 0.02\n");
+            return -EINVAL;
+        }
+        cli->goaway_chance_ppm = (uint32_t)(p * 1e6 + 0.5);
+        return 0;
+    }
+    case OPT_TLS_CERT:
+        cli->tls_cert_file = arg;
+        return 0;
+    case OPT_TLS_KEY:
+        cli->tls_key_file = arg;
+        return 0;
+    case OPT_CLIENT_CA:
+        cli->client_ca_file = arg;
+        return 0;
+    case OPT_UPSTREAM_CA:
+        cli->upstream_ca_file = arg;
+        return 0;
+    case OPT_PROXY_CERT:
+        cli->proxy_client_cert_file = arg;
+        return 0;
+    case OPT_PROXY_KEY:
+        cli->proxy_client_key_file = arg;
+        return 0;
+    default:
         return -EINVAL;
     }
 }
@@ -221,9 +303,10 @@ int px_cli_parse(struct px_cli *cli, int argc, char **argv)
     }
     bool file = cli->config_path || cli->haproxy_path;
     if (file && (cli->n_listen || cli->n_upstreams || cli->n_local_upstreams || cli->balance_set ||
-                 cli->check_type_set)) {
-        fprintf(stderr, "kfront: --listen, --upstream, --balance and --health-check build a "
-                        "configuration; they cannot be combined with a configuration file\n");
+                 cli->check_type_set || cli->http_flag_set)) {
+        fprintf(stderr, "kfront: --listen, --upstream, --balance, --health-check and the mode "
+                        "http flags build a configuration; they cannot be combined with a "
+                        "configuration file\n");
         return -EINVAL;
     }
     return 0;

@@ -28,6 +28,13 @@ struct px_cli {
     bool workers_set, maxconn_set;
     enum kf_log_level log_level;
     bool log_level_set;
+    /* mode http, named like the apiserver's flags */
+    enum config_mode mode;
+    const char *tls_cert_file, *tls_key_file, *client_ca_file, *upstream_ca_file;
+    const char *proxy_client_cert_file, *proxy_client_key_file;
+    enum config_identity_mode identity_mode;
+    uint32_t goaway_chance_ppm;
+    bool http_flag_set; /* any of the above: they build a config, like --listen */
 };
 
 /** Parse argv into cli; prints the problem and returns -EINVAL on bad usage. */

@@ -5,6 +5,22 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Mode http from the apiserver-style flags; validation says what is missing. */
+static void flags_http(const struct px_cli *cli, struct config *cfg, struct config_frontend *fe,
+                       struct config_backend *be)
+{
+    fe->mode = cli->mode;
+    fe->max_concurrent_streams = 100;
+    fe->goaway_chance_ppm = cli->goaway_chance_ppm;
+    fe->tls.cert_file = cli->tls_cert_file;
+    fe->tls.key_file = cli->tls_key_file;
+    fe->tls.client_ca_file = cli->client_ca_file;
+    be->upstream_tls.ca_file = cli->upstream_ca_file;
+    cfg->identity.mode = cli->identity_mode;
+    cfg->identity.proxy_client_cert_file = cli->proxy_client_cert_file;
+    cfg->identity.proxy_client_key_file = cli->proxy_client_key_file;
+}
+
 static int flags_config(const struct px_cli *cli, struct config **out)
 {
     struct config *cfg = config_new_default();
@@ -59,6 +75,7 @@ static int flags_config(const struct px_cli *cli, struct config **out)
     }
     be->servers = servers;
     be->n_servers = n_servers;
+    flags_http(cli, cfg, fe, be);
     cfg->frontends = fe;
     cfg->n_frontends = 1;
     cfg->backends = be;

@@ -222,5 +222,32 @@ def test_all_backends_down_gives_503_status():
             env.close()
 
 
+def test_mode_http_from_apiserver_style_flags():
+    with tmpdir() as d:
+        pki = Pki(d)
+        b = EchoBackend("apiserver-0", pki)
+        port, admin = free_port(), f"127.0.0.1:{free_port()}"
+        kf = Kfront(["--mode", "http", "--listen", f"127.0.0.1:{port}", "--upstream", b.address,
+                     "--health-check", "tcp", "--admin-listen", admin,
+                     "--tls-cert-file", pki.server[0], "--tls-private-key-file", pki.server[1],
+                     "--client-ca-file", pki.ca[0], "--upstream-ca-file", pki.ca[0],
+                     "--proxy-client-cert-file", pki.front_proxy_client[0],
+                     "--proxy-client-key-file", pki.front_proxy_client[1],
+                     "--goaway-chance", "0.001"], admin=admin)
+        try:
+            wait_for(lambda: kf.metric("kfront_backend_up") == 1, 10, "backend up")
+            body, status = curl(pki, f"https://localhost:{port}/api/v1/nodes")
+            got = json.loads(body)
+            assert status == "200 2" and got["headers"]["x-remote-user"] == "alice", (status, got)
+        finally:
+            kf.stop()
+            b.stop()
+        # Missing serving certificate: refused with a clear error, exit 1.
+        out = subprocess.run([os.environ.get("KFRONT", "build/proxy/kfront"), "--mode", "http",
+                              "--listen", f"127.0.0.1:{port}", "--upstream", b.address, "--check"],
+                             capture_output=True, text=True, timeout=10)
+        assert out.returncode == 1 and "tls.certFile" in out.stderr, out.stderr
+
+
 if __name__ == "__main__":
     Test().run([v for k, v in list(globals().items()) if k.startswith("test_")])

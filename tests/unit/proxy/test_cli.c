@@ -66,3 +66,25 @@ Test(cli, check_config_implies_check_only)
     cr_expect_str_eq(cli.config_path, "x.yaml");
     px_cli_free(&cli);
 }
+
+Test(cli, mode_http_flags)
+{
+    struct px_cli cli;
+    const char *argv[] = {"kfront",      "--mode",           "http",   "--tls-cert-file",
+                          "s.crt",       "--client-ca-file", "ca.crt", "--identity-mode",
+                          "impersonate", "--goaway-chance",  "0.002"};
+    const char *bad[] = {"kfront", "--goaway-chance", "0.5"};
+    const char *with_file[] = {"kfront", "--config", "a.yaml", "--mode", "http"};
+
+    cr_assert_eq(parse(&cli, 11, argv), 0);
+    cr_expect_eq(cli.mode, CONFIG_MODE_HTTP);
+    cr_expect_str_eq(cli.tls_cert_file, "s.crt");
+    cr_expect_eq(cli.identity_mode, CONFIG_IDENTITY_IMPERSONATE);
+    cr_expect_eq(cli.goaway_chance_ppm, 2000);
+    px_cli_free(&cli);
+    cr_redirect_stderr();
+    cr_expect_eq(parse(&cli, 3, bad), -EINVAL);
+    px_cli_free(&cli);
+    cr_expect_eq(parse(&cli, 5, with_file), -EINVAL);
+    px_cli_free(&cli);
+}
