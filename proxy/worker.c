@@ -37,22 +37,22 @@ static void worker_run_cmd(struct px_worker *w, struct px_cmd *cmd)
 static void on_cmd(evutil_socket_t fd, short what, void *arg)
 {
     struct px_worker *w = arg;
-    struct kf_list todo;
+    struct kf_list batch;
 
     (void)fd;
     (void)what;
-    kf_list_init(&todo);
+    kf_list_init(&batch);
     pthread_mutex_lock(&w->cmd_lock);
     if (!kf_list_empty(&w->cmds)) { /* take the whole queue at once */
-        todo.next = w->cmds.next;
-        todo.prev = w->cmds.prev;
-        todo.next->prev = &todo;
-        todo.prev->next = &todo;
+        batch.next = w->cmds.next;
+        batch.prev = w->cmds.prev;
+        batch.next->prev = &batch;
+        batch.prev->next = &batch;
         kf_list_init(&w->cmds);
     }
     pthread_mutex_unlock(&w->cmd_lock);
-    while (!kf_list_empty(&todo)) {
-        struct px_cmd *cmd = kf_container_of(todo.next, struct px_cmd, link);
+    while (!kf_list_empty(&batch)) {
+        struct px_cmd *cmd = kf_container_of(batch.next, struct px_cmd, link);
         kf_list_remove(&cmd->link);
         worker_run_cmd(w, cmd);
         free(cmd);
