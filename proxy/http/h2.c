@@ -440,6 +440,7 @@ static void h2_flush(struct h2_conn *h)
         px_conn_close(&h->base, nghttp2_strerror(rv));
         return;
     }
+    px_conn_coalesce(&h->base);
     h2_check_drains(h);
     if (!px_conn_open(&h->base))
         return;

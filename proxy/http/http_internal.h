@@ -141,6 +141,7 @@ struct bufferevent *px_conn_detach(struct px_conn *c);
 void px_conn_kick(struct px_conn *c);
 void px_conn_timer(struct px_conn *c, unsigned ms); /* 0 disarms */
 size_t px_conn_out_len(const struct px_conn *c);
+void px_conn_coalesce(struct px_conn *c);
 bool px_conn_open(const struct px_conn *c); /* ACTIVE or DRAINING */
 
 /* Protocol entry points, called once the protocol is known. */
