@@ -134,4 +134,22 @@ char *kf_arena_sprintf(struct kf_arena *arena, const char *fmt, ...) KF_PRINTF(2
 /** Free every allocation at once. NULL is a no-op. */
 void kf_arena_free(struct kf_arena *arena);
 
+/* ---- string map: open addressing, for indexes ---------------------------------------- */
+
+/** A string-keyed hash map; zero-initialised is empty. Keys are copied, values are the caller's. */
+struct kf_map {
+    char **keys;
+    void **values;
+    size_t cap, n, used; /* used counts tombstones too */
+};
+
+/** Value for key, or NULL. */
+void *kf_map_get(const struct kf_map *m, const char *key);
+/** Insert or replace (the key is copied). -ENOMEM. */
+int kf_map_put(struct kf_map *m, const char *key, void *value);
+/** Remove key; returns its value (NULL if absent). */
+void *kf_map_remove(struct kf_map *m, const char *key);
+/** Free the map (and each value with free_value when not NULL). */
+void kf_map_free(struct kf_map *m, void (*free_value)(void *));
+
 #endif

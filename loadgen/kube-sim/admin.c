@@ -15,7 +15,7 @@
 struct ks_faults ks_faults;
 
 static struct {
-    struct ks_map requests; /* "verb\tresource\tsub\tcode" -> uint64_t * */
+    struct kf_map requests; /* "verb\tresource\tsub\tcode" -> uint64_t * */
     uint64_t bytes_sent;
     uint64_t slow_watches;
 } metrics;
@@ -27,10 +27,10 @@ void ks_metrics_request(const char *verb, const char *resource, const char *sub,
     /* "-" stands for an empty label so the key splits back cleanly */
     snprintf(key, sizeof(key), "%s\t%s\t%s\t%d", verb, resource && resource[0] ? resource : "-",
              sub && sub[0] ? sub : "-", code);
-    uint64_t *n = ks_map_get(&metrics.requests, key);
+    uint64_t *n = kf_map_get(&metrics.requests, key);
     if (!n) {
         n = calloc(1, sizeof(*n));
-        if (!n || ks_map_put(&metrics.requests, key, n) < 0) {
+        if (!n || kf_map_put(&metrics.requests, key, n) < 0) {
             free(n);
             return;
         }
@@ -127,7 +127,7 @@ void ks_metrics_reply(struct ks_req *r)
 
 void ks_metrics_free(void)
 {
-    ks_map_free(&metrics.requests, free);
+    kf_map_free(&metrics.requests, free);
 }
 
 /* ---- the admin listener -----------------------------------------------------------------------

@@ -102,23 +102,6 @@ void ks_bytes_unref(struct ks_bytes *b);
 /** px_free_cb-compatible cleanup: arg is the struct ks_bytes. */
 void ks_bytes_free_cb(const void *data, size_t len, void *arg);
 
-/* ---- string map (map.c) ------------------------------------------------------------------ */
-
-struct ks_map {
-    char **keys;
-    void **values;
-    size_t cap, n, used; /* used counts tombstones too */
-};
-
-/** Value for key, or NULL. */
-void *ks_map_get(const struct ks_map *m, const char *key);
-/** Insert or replace (the key is copied). */
-int ks_map_put(struct ks_map *m, const char *key, void *value);
-/** Remove key; returns its value (NULL if absent). */
-void *ks_map_remove(struct ks_map *m, const char *key);
-/** Free the map (and each value with free_value when not NULL). */
-void ks_map_free(struct ks_map *m, void (*free_value)(void *));
-
 /* A small set of current object versions (members of one index bucket). */
 struct ks_objset {
     struct ks_obj **v;
@@ -156,12 +139,12 @@ struct ks_res {
     const char *index_field;
     /* runtime */
     size_t index;
-    struct ks_map by_field; /* index_field value -> struct ks_objset * */
+    struct kf_map by_field; /* index_field value -> struct ks_objset * */
     struct ks_table table;
     struct ks_evq *events;        /* this resource's part of the history */
     struct kf_list watchers;      /* watches not pinned to one object or index value */
-    struct ks_map watch_by_key;   /* "ns/name" -> watches with metadata.name=name */
-    struct ks_map watch_by_field; /* index_field value -> watches pinned to it */
+    struct kf_map watch_by_key;   /* "ns/name" -> watches with metadata.name=name */
+    struct kf_map watch_by_field; /* index_field value -> watches pinned to it */
     uint64_t n_watchers;
 };
 

@@ -264,7 +264,7 @@ static void objset_free(void *p)
 static void index_remove(struct ks_res *res, const struct ks_obj *o)
 {
     const char *v = index_value(o);
-    struct ks_objset *set = v ? ks_map_get(&res->by_field, v) : NULL;
+    struct ks_objset *set = v ? kf_map_get(&res->by_field, v) : NULL;
 
     for (size_t i = 0; set && i < set->n; i++) {
         if (set->v[i] == o) {
@@ -273,7 +273,7 @@ static void index_remove(struct ks_res *res, const struct ks_obj *o)
         }
     }
     if (set && set->n == 0)
-        objset_free(ks_map_remove(&res->by_field, v));
+        objset_free(kf_map_remove(&res->by_field, v));
 }
 
 static int index_add(struct ks_res *res, struct ks_obj *o)
@@ -283,10 +283,10 @@ static int index_add(struct ks_res *res, struct ks_obj *o)
 
     if (!v)
         return 0;
-    set = ks_map_get(&res->by_field, v);
+    set = kf_map_get(&res->by_field, v);
     if (!set) {
         set = calloc(1, sizeof(*set));
-        if (!set || ks_map_put(&res->by_field, v, set) < 0) {
+        if (!set || kf_map_put(&res->by_field, v, set) < 0) {
             free(set);
             return -ENOMEM;
         }
@@ -316,7 +316,7 @@ static void index_update(struct ks_res *res, struct ks_obj *prev, struct ks_obj 
 
 const struct ks_objset *ks_store_indexed(struct ks_res *res, const char *value)
 {
-    return res->index_field ? ks_map_get(&res->by_field, value) : NULL;
+    return res->index_field ? kf_map_get(&res->by_field, value) : NULL;
 }
 
 /* ---- history ------------------------------------------------------------------------------ */
@@ -503,9 +503,9 @@ void ks_store_free(void)
             ks_obj_unref(res->table.items[k]);
         free(res->table.items);
         memset(&res->table, 0, sizeof(res->table));
-        ks_map_free(&res->by_field, objset_free);
-        ks_map_free(&res->watch_by_key, free);
-        ks_map_free(&res->watch_by_field, free);
+        kf_map_free(&res->by_field, objset_free);
+        kf_map_free(&res->watch_by_key, free);
+        kf_map_free(&res->watch_by_field, free);
         if (res->events)
             free(res->events->v);
         free(res->events);

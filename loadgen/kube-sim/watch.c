@@ -33,7 +33,7 @@ struct bucket {
 
 struct ks_watch {
     struct kf_list link; /* res->watchers, or a bucket's list */
-    struct ks_map *map;  /* the index map holding its bucket, NULL for res->watchers */
+    struct kf_map *map;  /* the index map holding its bucket, NULL for res->watchers */
     const char *map_key;
     struct kf_list all; /* every watch (admin close) */
     struct ks_req *r;
@@ -247,9 +247,9 @@ static void watch_free(struct ks_watch *w)
         set_state(w, W_DONE);
     kf_list_remove(&w->link);
     if (w->map) {
-        struct bucket *b = ks_map_get(w->map, w->map_key);
+        struct bucket *b = kf_map_get(w->map, w->map_key);
         if (b && --b->n == 0)
-            free(ks_map_remove(w->map, w->map_key));
+            free(kf_map_remove(w->map, w->map_key));
     }
     kf_list_remove(&w->all);
     w->res->n_watchers--;
@@ -421,9 +421,9 @@ static void offer(struct kf_list *list, struct ks_event *ev)
     }
 }
 
-static void offer_bucket(struct ks_map *map, const char *key, struct ks_event *ev)
+static void offer_bucket(struct kf_map *map, const char *key, struct ks_event *ev)
 {
-    struct bucket *b = key && key[0] ? ks_map_get(map, key) : NULL;
+    struct bucket *b = key && key[0] ? kf_map_get(map, key) : NULL;
 
     if (b)
         offer(&b->head, ev);
@@ -607,7 +607,7 @@ static void watch_place(struct ks_watch *w)
     struct ks_res *res = w->res;
     const char *name = ks_sel_exact_field(w->sel, "metadata.name");
     const char *field = res->index_field ? ks_sel_exact_field(w->sel, res->index_field) : NULL;
-    struct ks_map *map = NULL;
+    struct kf_map *map = NULL;
     const char *key = NULL;
 
     if (name && (!res->namespaced || w->prefix)) {
@@ -617,10 +617,10 @@ static void watch_place(struct ks_watch *w)
         map = &res->watch_by_field;
         key = field;
     }
-    struct bucket *b = map && key ? ks_map_get(map, key) : NULL;
+    struct bucket *b = map && key ? kf_map_get(map, key) : NULL;
     if (map && key && !b && (b = calloc(1, sizeof(*b)))) {
         kf_list_init(&b->head);
-        if (ks_map_put(map, key, b) < 0) {
+        if (kf_map_put(map, key, b) < 0) {
             free(b);
             b = NULL;
         }

@@ -1,8 +1,8 @@
 /*
  * map: a string-keyed open-addressing hash map (linear probing, tombstones),
- * for the store's secondary indexes. Keys are copied; values are the caller's.
+ * for indexes (kube-sim's store, kfront's cache). Keys are copied; values are the caller's.
  */
-#include "loadgen/kube-sim/kube_sim.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@ static uint64_t hash(const char *s)
     return h;
 }
 
-static size_t slot_of(const struct ks_map *m, const char *key, bool for_insert)
+static size_t slot_of(const struct kf_map *m, const char *key, bool for_insert)
 {
     size_t mask = m->cap - 1, i = hash(key) & mask, tomb = SIZE_MAX;
 
@@ -39,9 +39,14 @@ static size_t slot_of(const struct ks_map *m, const char *key, bool for_insert)
     }
 }
 
-static int grow(struct ks_map *m)
+static int grow(struct kf_map *m)
 {
-    struct ks_map bigger = {.cap = m->cap ? m->cap * 2 : 64};
+    /* rehash at a size for the live keys: under add/remove churn tombstones fill the table
+     * without the map growing, and doubling for them would grow it forever */
+    size_t cap = 64;
+    while (cap * 3 <= (m->n + 1) * 8)
+        cap *= 2;
+    struct kf_map bigger = {.cap = cap};
 
     bigger.keys = calloc(bigger.cap, sizeof(*bigger.keys));
     bigger.values = calloc(bigger.cap, sizeof(*bigger.values));
@@ -65,7 +70,7 @@ static int grow(struct ks_map *m)
     return 0;
 }
 
-void *ks_map_get(const struct ks_map *m, const char *key)
+void *kf_map_get(const struct kf_map *m, const char *key)
 {
     if (!m->cap)
         return NULL;
@@ -73,7 +78,7 @@ void *ks_map_get(const struct ks_map *m, const char *key)
     return m->keys[s] && m->keys[s] != TOMBSTONE ? m->values[s] : NULL;
 }
 
-int ks_map_put(struct ks_map *m, const char *key, void *value)
+int kf_map_put(struct kf_map *m, const char *key, void *value)
 {
     if ((m->used + 1) * 4 >= m->cap * 3 && grow(m) < 0)
         return -ENOMEM;
@@ -93,7 +98,7 @@ int ks_map_put(struct ks_map *m, const char *key, void *value)
     return 0;
 }
 
-void *ks_map_remove(struct ks_map *m, const char *key)
+void *kf_map_remove(struct kf_map *m, const char *key)
 {
     if (!m->cap)
         return NULL;
@@ -108,7 +113,7 @@ void *ks_map_remove(struct ks_map *m, const char *key)
     return v;
 }
 
-void ks_map_free(struct ks_map *m, void (*free_value)(void *))
+void kf_map_free(struct kf_map *m, void (*free_value)(void *))
 {
     for (size_t i = 0; i < m->cap; i++) {
         if (m->keys[i] && m->keys[i] != TOMBSTONE) {
