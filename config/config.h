@@ -91,6 +91,27 @@ struct config_identity {
     struct config_loc loc;
 };
 
+/** What a LIST or WATCH gets while its resource's cache is still filling. */
+enum config_cache_not_ready {
+    CONFIG_CACHE_FORWARD = 0, /* sent to an apiserver, as without a cache */
+    CONFIG_CACHE_REJECT,      /* 429 with Retry-After 1, as the apiserver's own cache does */
+};
+
+/** The watch cache (mode http). */
+struct config_cache {
+    bool enabled; /* default true */
+    /* "pods", "endpointslices.discovery.k8s.io" (resource[.group]); NULL: the defaults */
+    const char **resources;
+    size_t n_resources;
+    const struct config_loc *resource_locs;
+    enum config_cache_not_ready not_ready;
+    uint32_t window_ms; /* keep at least this much event history; 75 s */
+    /* who the reflectors list and watch as (front-proxy/impersonate identity) */
+    const char *user;  /* "system:kfront" */
+    const char *group; /* "system:masters"; "" for none */
+    struct config_loc loc;
+};
+
 struct config_check {
     /* default tcp: a TCP connect, as haproxy's plain "check" */
     enum config_check_type type;
@@ -168,6 +189,7 @@ struct config {
     struct config_timeouts timeouts;
     struct config_admin admin;
     struct config_identity identity;
+    struct config_cache cache;
     struct config_frontend *frontends;
     size_t n_frontends;
     struct config_backend *backends;
@@ -267,5 +289,10 @@ const char *config_balance_name(enum config_balance balance);
 const char *config_check_type_name(enum config_check_type type);
 const char *config_server_state_name(enum config_server_state state);
 const char *config_identity_mode_name(enum config_identity_mode mode);
+const char *config_cache_not_ready_name(enum config_cache_not_ready v);
+
+/** The resources cached when the config names none (what kubelets and kube-proxy watch). */
+extern const char *const config_cache_default_resources[];
+extern const size_t config_cache_n_default_resources;
 
 #endif

@@ -23,6 +23,7 @@ extern const char *const config_balance_names[3];
 extern const char *const config_check_type_names[5];
 extern const char *const config_server_state_names[3];
 extern const char *const config_log_level_names[4];
+extern const char *const config_cache_not_ready_names[2];
 
 /* A new empty config (every default set) owning a fresh arena; NULL on ENOMEM. */
 struct config *cfg_alloc(const char *source);

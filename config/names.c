@@ -10,6 +10,13 @@ const char *const config_identity_mode_names[3] = {"front-proxy", "impersonate",
 const char *const config_balance_names[3] = {"roundrobin", "leastconn", "local-first"};
 const char *const config_check_type_names[5] = {"none", "tcp", "tls", "http", "https"};
 const char *const config_server_state_names[3] = {"active", "drain", "disabled"};
+const char *const config_cache_not_ready_names[2] = {"forward", "reject"};
+const char *const config_cache_default_resources[] = {
+    "pods",           "nodes",       "services", "endpointslices.discovery.k8s.io",
+    "configmaps",     "secrets",     "namespaces", "runtimeclasses.node.k8s.io",
+    "csidrivers.storage.k8s.io",
+};
+const size_t config_cache_n_default_resources = KF_ARRAY_SIZE(config_cache_default_resources);
 const char *const config_log_level_names[4] = {"error", "warn", "info", "debug"};
 
 /* The first name is the default, returned for values out of range. */
@@ -117,4 +124,9 @@ int config_parse_duration_ms(const char *text, uint32_t *out_ms)
 const char *config_identity_mode_name(enum config_identity_mode mode)
 {
     return NAME_OF(config_identity_mode_names, mode);
+}
+
+const char *config_cache_not_ready_name(enum config_cache_not_ready v)
+{
+    return NAME_OF(config_cache_not_ready_names, v);
 }

@@ -186,6 +186,19 @@ static void print_identity(const struct config_identity *id, FILE *out)
     put_duration(out, 2, "tokenCacheTTL", id->token_cache_ttl_ms);
 }
 
+static void print_cache(const struct config_cache *c, FILE *out)
+{
+    fprintf(out, "cache:\n");
+    fprintf(out, "  enabled: %s\n", c->enabled ? "true" : "false");
+    fprintf(out, "  resources:\n");
+    for (size_t i = 0; i < (c->resources ? c->n_resources : config_cache_n_default_resources); i++)
+        fprintf(out, "  - %s\n", c->resources ? c->resources[i] : config_cache_default_resources[i]);
+    put_key_string(out, 2, "notReady", config_cache_not_ready_name(c->not_ready));
+    put_duration(out, 2, "window", c->window_ms);
+    put_key_string(out, 2, "user", c->user ? c->user : "");
+    put_key_string(out, 2, "group", c->group ? c->group : "");
+}
+
 static void print_globals(const struct config *cfg, FILE *out)
 {
     const struct config_timeouts *t = &cfg->timeouts;
@@ -210,6 +223,8 @@ int config_print_yaml(const struct config *cfg, FILE *out)
     print_globals(cfg, out);
     if (any_http(cfg))
         print_identity(&cfg->identity, out);
+    if (any_http(cfg))
+        print_cache(&cfg->cache, out);
     fprintf(out, "frontends:%s\n", cfg->n_frontends ? "" : " []");
     for (size_t i = 0; i < cfg->n_frontends; i++)
         print_frontend(&cfg->frontends[i], out);

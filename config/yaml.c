@@ -71,6 +71,7 @@ _Static_assert(sizeof(enum config_check_type) == sizeof(unsigned), "enum size");
 _Static_assert(sizeof(enum config_server_state) == sizeof(unsigned), "enum size");
 _Static_assert(sizeof(enum kf_log_level) == sizeof(unsigned), "enum size");
 _Static_assert(sizeof(enum config_identity_mode) == sizeof(unsigned), "enum size");
+_Static_assert(sizeof(enum config_cache_not_ready) == sizeof(unsigned), "enum size");
 
 /* ---- diagnostics ---------------------------------------------------------------- */
 
@@ -498,21 +499,23 @@ static void init_server(void *p)
 }
 
 /* listen: a sequence of "ADDR:PORT", or one such string. */
-static void load_listen(struct yctx *y, yaml_node_t *node, void *base)
+/* A scalar or a sequence of scalars, each with its location. */
+static void load_strings(struct yctx *y, yaml_node_t *node, const char *what, const char ***out,
+                         const struct config_loc **out_locs, size_t *n_out)
 {
-    struct config_frontend *fe = base;
     yaml_node_item_t *items = NULL;
     size_t n = 1;
+    const char **v;
     struct config_loc *locs;
 
     if (node->type == YAML_SEQUENCE_NODE) {
         items = node->data.sequence.items.start;
         n = (size_t)(node->data.sequence.items.top - items);
-    } else if (!want_scalar(y, node, "a sequence of addresses"))
+    } else if (!want_scalar(y, node, "a sequence"))
         return;
-    fe->listen = kf_arena_alloc(y->cfg->arena, (n ? n : 1) * sizeof(*fe->listen));
-    fe->listen_locs = locs = kf_arena_alloc(y->cfg->arena, (n ? n : 1) * sizeof(*locs));
-    if (!fe->listen || !locs) {
+    *out = v = kf_arena_alloc(y->cfg->arena, (n ? n : 1) * sizeof(*v));
+    *out_locs = locs = kf_arena_alloc(y->cfg->arena, (n ? n : 1) * sizeof(*locs));
+    if (!v || !locs) {
         y->oom = true;
         return;
     }
@@ -520,12 +523,27 @@ static void load_listen(struct yctx *y, yaml_node_t *node, void *base)
         yaml_node_t *item = items ? yaml_document_get_node(y->doc, items[i]) : node;
         size_t old = path_push_index(y, i);
 
-        if (want_scalar(y, item, "an address (HOST:PORT)")) {
-            locs[fe->n_listen] = node_loc(item);
-            fe->listen[fe->n_listen++] = ystrdup(y, item);
+        if (want_scalar(y, item, what)) {
+            locs[*n_out] = node_loc(item);
+            v[(*n_out)++] = ystrdup(y, item);
         }
         path_pop(y, old);
     }
+}
+
+static void load_listen(struct yctx *y, yaml_node_t *node, void *base)
+{
+    struct config_frontend *fe = base;
+
+    load_strings(y, node, "an address (HOST:PORT)", &fe->listen, &fe->listen_locs, &fe->n_listen);
+}
+
+static void load_cache_resources(struct yctx *y, yaml_node_t *node, void *base)
+{
+    struct config_cache *c = base;
+
+    load_strings(y, node, "a resource (\"pods\", \"endpointslices.discovery.k8s.io\")",
+                 &c->resources, &c->resource_locs, &c->n_resources);
 }
 
 static const struct fieldset frontend_set, backend_set, server_set;
@@ -631,6 +649,17 @@ static const struct field identity_fields[] = {
 };
 static const struct fieldset identity_set = SET_LOC(identity_fields, ID(loc));
 
+#define CACHE(f) offsetof(struct config_cache, f)
+static const struct field cache_fields[] = {
+    BOOL("enabled", CACHE(enabled)),
+    CUSTOM("resources", load_cache_resources, false),
+    ENUM("notReady", CACHE(not_ready), config_cache_not_ready_names),
+    DUR("window", CACHE(window_ms), 1000),
+    STR("user", CACHE(user), .required = false),
+    STR("group", CACHE(group), .required = false),
+};
+static const struct fieldset cache_set = SET_LOC(cache_fields, CACHE(loc));
+
 #define CHK(f) offsetof(struct config_check, f)
 static const struct field check_fields[] = {
     ENUM("type", CHK(type), config_check_type_names),
@@ -703,6 +732,7 @@ static const struct field top_fields[] = {
     MAP("admin", CFG(admin), &admin_set),
     MAP("timeouts", CFG(timeouts), &timeout_set),
     MAP("identity", CFG(identity), &identity_set),
+    MAP("cache", CFG(cache), &cache_set),
     CUSTOM("frontends", load_frontends, false),
     CUSTOM("backends", load_backends, false),
 };

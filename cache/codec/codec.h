@@ -363,6 +363,42 @@ enum {
 int codec_bookmark_json(struct codec_buf *out, enum codec_kind t, uint64_t rv, unsigned flags);
 int codec_bookmark_pb(struct codec_buf *out, enum codec_kind t, uint64_t rv, unsigned flags);
 
+/* ---- reading list responses ------------------------------------------------------------ */
+
+/** What a list response says besides its items (slices into the body or the arena). */
+struct codec_list_page {
+    struct codec_str resource_version;
+    struct codec_str continue_token; /* empty on the last page */
+    size_t n_items;
+};
+
+/** Called per item, in order, with the item's bytes; a negative return stops the walk. */
+typedef int (*codec_list_item_cb)(const char *item, size_t len, void *arg);
+
+/**
+ * Walk a JSON list body ({"kind":..,"metadata":{..},"items":[..]}): items are
+ * in list-item form (see codec_json_item_tail). One jsmn pass over the body.
+ * -EBADMSG for malformed input or items that are not objects.
+ */
+int codec_list_parse_json(const char *json, size_t len, struct codec_list_page *page,
+                          struct kf_arena *arena, codec_list_item_cb cb, void *arg);
+/** Same for an enveloped protobuf list: items are bare object messages. */
+int codec_list_parse_pb(const void *buf, size_t len, struct codec_list_page *page,
+                        codec_list_item_cb cb, void *arg);
+
+/* ---- the same object at another resourceVersion --------------------------------------- */
+
+/**
+ * Append json (one object) with metadata.resourceVersion replaced by rv, as
+ * the watch cache sends an object leaving a filtered watch. meta must have been
+ * extracted from these bytes. Every other byte is copied. -EBADMSG if the
+ * object has no resourceVersion in place (absent, or written with escapes).
+ */
+int codec_json_with_rv(struct codec_buf *out, const char *json, size_t len,
+                       const struct codec_meta *meta, uint64_t rv);
+/** Same for an enveloped protobuf object (`k8s\0` + Unknown): lengths are rewritten. */
+int codec_pb_with_rv(struct codec_buf *out, const void *buf, size_t len, uint64_t rv);
+
 /* ---- watch streams ---------------------------------------------------------------- */
 
 /** Default bound on one watch event (JSON line or protobuf frame). */

@@ -120,7 +120,7 @@ Test(yaml_errors, unknown_keys)
     expect_only(
         YAML_MIN "bogus: 1\n",
         "kfront.yaml:12:1: error: bogus: unknown key, expected one of apiVersion, kind, "
-        "workers, maxConnections, logLevel, admin, timeouts, identity, frontends or backends\n");
+        "workers, maxConnections, logLevel, admin, timeouts, identity, cache, frontends or backends\n");
     expect_only(YAML_HEAD "frontends: [{name: fe, listen: \"0.0.0.0:1\", backend: be}]\n"
                           "backends:\n"
                           "  - name: be\n"
