@@ -246,7 +246,7 @@ Test(yaml_errors, alias_expansion_is_bounded)
     cr_assert_null(parse_yaml(text));
     cr_expect(has_diag("kfront.yaml:3:1: error: x: unknown key, expected one of apiVersion, kind, "
                        "workers, maxConnections, logLevel, admin, timeouts, identity, "
-                       "frontends or backends"),
+                       "cache, frontends or backends"),
               "%s", diag(0));
     bool capped = false;
     for (size_t i = 0; i < test_diags.n; i++)
