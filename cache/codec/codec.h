@@ -386,6 +386,10 @@ int codec_list_parse_json(const char *json, size_t len, struct codec_list_page *
 int codec_list_parse_pb(const void *buf, size_t len, struct codec_list_page *page,
                         codec_list_item_cb cb, void *arg);
 
+/** The code of a Status object (JSON, or enveloped protobuf); 0 when it has none or is malformed. */
+int codec_status_code_json(const char *json, size_t len);
+int codec_status_code_pb(const void *buf, size_t len);
+
 /* ---- the same object at another resourceVersion --------------------------------------- */
 
 /**

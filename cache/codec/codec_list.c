@@ -118,3 +118,38 @@ int codec_list_parse_pb(const void *buf, size_t len, struct codec_list_page *pag
     }
     return rc;
 }
+
+int codec_status_code_json(const char *json, size_t len)
+{
+    struct jdoc d;
+    int code = 0;
+
+    if (jdoc_parse(&d, json, len) < 0)
+        return 0;
+    int n = d.tok[0].size, i = 1;
+    for (int m = 0; m < n; m++) {
+        if (jeq(&d, i, "code") && d.tok[i + 1].type == JT_PRIMITIVE) {
+            int64_t v;
+            if (parse_i64(jraw(&d, i + 1), &v) && v > 0 && v < 1000)
+                code = (int)v;
+        }
+        i = jskip(&d, i + 1);
+    }
+    jdoc_free(&d);
+    return code;
+}
+
+int codec_status_code_pb(const void *buf, size_t len)
+{
+    struct codec_envelope env;
+    struct pbf f;
+    int code = 0;
+
+    if (codec_pb_envelope_parse(buf, len, &env) < 0)
+        return 0;
+    struct pbr r = pbr_of_str(env.raw);
+    while (pbr_next(&r, &f) > 0)
+        if (f.num == 6 && f.type == PBW_VARINT && f.v < 1000)
+            code = (int)f.v;
+    return code;
+}
