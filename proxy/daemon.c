@@ -16,6 +16,7 @@
 #include "proxy/cli.h"
 #include "proxy/l7.h"
 #include "proxy/proxy_internal.h"
+#include "proxy/l7_cache.h"
 
 #define DRAIN_POLL_MS 100
 
@@ -180,6 +181,10 @@ static int run(struct px_daemon *d, const struct px_cli *cli, struct config *cfg
     }
     publish(d, gen);
     log_listeners(gen);
+    if (px_l7_cache_start(d, gen) < 0) {
+        kf_err("proxy", "cannot start the watch cache");
+        goto out;
+    }
     if (cfg->admin.listen && cfg->admin.listen[0] &&
         !(d->admin = px_admin_start(d, cfg->admin.listen)))
         goto out;
@@ -199,6 +204,7 @@ out:
     for (unsigned i = 0; i < d->n_workers; i++)
         px_worker_upstreams_free(&d->workers[i]);
     px_http_free(d); /* its connections live on the worker loops: before those are freed */
+    px_l7_cache_stop(d);
     px_workers_free(d);
     lb_stop_checks(d->gen->lb);
     px_generation_release(d->gen);

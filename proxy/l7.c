@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/l7_cache.h"
 #include "proxy/reqinfo.h"
 
 #define L7_MAX_HEADERS 128
@@ -212,15 +213,25 @@ void px_l7_handle(struct px_request *preq, void *arg)
 {
     struct px_frontend *fe = arg;
     struct px_worker *w = px_worker_self();
+    struct px_reqinfo info;
+
+    px_reqinfo_parse(px_request_method(preq), px_request_path(preq),
+                     px_request_query(preq, "watch") != NULL, &info);
+    if (w && px_l7_cache_try(w, fe, preq, &info))
+        return;
+    px_l7_forward(w, fe, preq, &info);
+}
+
+void px_l7_forward(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
+                   const struct px_reqinfo *pinfo)
+{
     struct lb_uhdr headers[L7_MAX_HEADERS + 8];
     struct lb_ureq_spec spec = {0};
-    struct px_reqinfo info;
+    struct px_reqinfo info = *pinfo;
     const struct px_binding *b = w ? px_worker_binding(w, fe) : NULL;
     struct lb_upstream *up = b ? px_worker_upstream(w, b) : NULL;
     int rc;
 
-    px_reqinfo_parse(px_request_method(preq), px_request_path(preq),
-                     px_request_query(preq, "watch") != NULL, &info);
     if (!up) {
         l7_reject(w, preq, &info, 503, "ServiceUnavailable",
                   "kfront has no upstream for this frontend");

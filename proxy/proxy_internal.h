@@ -157,6 +157,8 @@ struct px_worker {
     size_t n_upstreams;
     struct px_l7_stat l7_stats[PX_L7_STATS];
     _Atomic uint64_t l7_stats_overflow;
+    struct cache_local *cache_local; /* made on first cached read */
+    _Atomic uint64_t cache_served, cache_forwarded;
 };
 
 struct px_daemon {
@@ -174,6 +176,7 @@ struct px_daemon {
     _Atomic uint64_t reloads_ok, reloads_failed;
     struct event *drain_timer;
     struct px_admin *admin;
+    struct cache *cache; /* mode http with cache.enabled; NULL otherwise */
 };
 
 /* generation.c */

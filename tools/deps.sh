@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   build-essential meson ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libevent-dev libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler
-  libcriterion-dev libyaml-dev libjsmn-dev libhttp-parser-dev
+  libcriterion-dev libyaml-dev libjsmn-dev libhttp-parser-dev libbsd-dev
   openssl curl nghttp2-client haproxy wrk nginx-light bc python3 python3-kubernetes python3-yaml
 )
 missing=()
