@@ -34,8 +34,9 @@ static int add_stores(struct cache *c, const char *spec)
     const struct codec_type *t = type_of(spec);
 
     if (!t || !t->list_kind) {
-        kf_err("cache", "cache.resources: \"%s\" is not a resource kfront can cache (built-in "
-                        "types with a protobuf schema only, as resource[.group])",
+        kf_err("cache",
+               "cache.resources: \"%s\" is not a resource kfront can cache (built-in "
+               "types with a protobuf schema only, as resource[.group])",
                spec);
         return -EINVAL;
     }
@@ -62,8 +63,8 @@ static int copy_headers(struct cache *c, const struct cache_upstream *up)
     for (size_t i = 0; i < up->n_headers; i++) {
         char *n = strndup(up->headers[i].name, up->headers[i].name_len);
         char *v = strndup(up->headers[i].value, up->headers[i].value_len);
-        c->headers[c->n_headers++] = (struct lb_uhdr){n, up->headers[i].name_len, v,
-                                                      up->headers[i].value_len};
+        c->headers[c->n_headers++] =
+            (struct lb_uhdr){n, up->headers[i].name_len, v, up->headers[i].value_len};
         if (!n || !v)
             return -ENOMEM;
     }
@@ -224,36 +225,75 @@ void cache_broadcast(struct cache *c, struct cache_event **evs, size_t n)
     pthread_mutex_unlock(&c->locals_lock);
 }
 
+static void family(struct codec_buf *b, const char *name, const char *type, const char *help)
+{
+    char line[256];
+
+    snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    codec_buf_puts(b, line);
+}
+
+static uint64_t store_value(struct cache_store *s, int which)
+{
+    switch (which) {
+    case 0:
+        return s->n_objs; /* a torn read of a gauge is harmless */
+    case 1:
+        return s->bytes;
+    case 2:
+        return atomic_load(&s->events);
+    case 3:
+        return atomic_load(&s->relists);
+    case 4:
+        return atomic_load(&s->watch_restarts);
+    case 5:
+        return atomic_load(&s->upstream_watching);
+    case 6:
+        return atomic_load(&s->served_lists);
+    default:
+        return atomic_load(&s->served_gets);
+    }
+}
+
 void cache_metrics_write(struct cache *c, struct codec_buf *b)
 {
+    static const struct {
+        const char *name, *type, *help;
+    } fams[] = {
+        {"kfront_cache_objects", "gauge", "Objects held, per resource and wire format."},
+        {"kfront_cache_object_bytes", "gauge", "Bytes of the objects held."},
+        {"kfront_cache_events_total", "counter", "Events received from the apiservers."},
+        {"kfront_cache_relists_total", "counter", "Complete LISTs (start, and after 410)."},
+        {"kfront_cache_upstream_watch_restarts_total", "counter", "Upstream watches resumed."},
+        {"kfront_cache_upstream_watches", "gauge", "Upstream watches open (one per store)."},
+        {"kfront_cache_lists_served_total", "counter", "LISTs answered from the cache."},
+        {"kfront_cache_gets_served_total", "counter", "GETs answered from the cache."},
+    };
     char line[512];
 
-    codec_buf_puts(b, "# HELP kfront_cache_objects Objects held, per resource and wire format.\n"
-                      "# TYPE kfront_cache_objects gauge\n");
-    for (int pass = 0; pass < 5; pass++) {
-        static const char *const fam[] = {"objects", "bytes", "events_total", "relists_total",
-                                          "upstream_watch_restarts_total"};
-        if (pass)
-            codec_buf_puts(b, "# TYPE kfront_cache_");
-        if (pass) {
-            codec_buf_puts(b, fam[pass]);
-            codec_buf_puts(b, pass < 2 ? " gauge\n" : " counter\n");
-        }
+    for (int f = 0; f < (int)KF_ARRAY_SIZE(fams); f++) {
+        family(b, fams[f].name, fams[f].type, fams[f].help);
         for (size_t i = 0; i < c->n_stores; i++) {
             struct cache_store *s = c->stores[i];
-            uint64_t v;
             if (atomic_load(&s->state) == STORE_IDLE)
                 continue;
-            switch (pass) {
-            case 0: v = s->n_objs; break;
-            case 1: v = s->bytes; break;
-            case 2: v = atomic_load(&s->events); break;
-            case 3: v = atomic_load(&s->relists); break;
-            default: v = atomic_load(&s->watch_restarts); break;
-            }
-            snprintf(line, sizeof(line), "kfront_cache_%s{resource=\"%s\",format=\"%s\"} %" PRIu64 "\n",
-                     fam[pass], s->type->resource, s->fmt == CACHE_PB ? "protobuf" : "json", v);
+            snprintf(line, sizeof(line), "%s{resource=\"%s\",format=\"%s\"} %" PRIu64 "\n",
+                     fams[f].name, s->type->resource, s->fmt == CACHE_PB ? "protobuf" : "json",
+                     store_value(s, f));
             codec_buf_puts(b, line);
         }
     }
+    family(b, "kfront_cache_watches", "gauge", "Client watches served from the cache.");
+    snprintf(line, sizeof(line), "kfront_cache_watches %" PRIu64 "\n",
+             (uint64_t)atomic_load(&c->watches_active));
+    codec_buf_puts(b, line);
+    family(b, "kfront_cache_watches_total", "counter", "Client watches started from the cache.");
+    snprintf(line, sizeof(line), "kfront_cache_watches_total %" PRIu64 "\n",
+             (uint64_t)atomic_load(&c->watches_total));
+    codec_buf_puts(b, line);
+    family(b, "kfront_cache_slow_watches_closed_total", "counter",
+           "Client watches closed for not keeping up (they resume).");
+    snprintf(line, sizeof(line), "kfront_cache_slow_watches_closed_total %" PRIu64 "\n",
+             (uint64_t)atomic_load(&c->slow_closed));
+    codec_buf_puts(b, line);
 }

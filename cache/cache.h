@@ -112,8 +112,8 @@ enum cache_format cache_store_format(const struct cache_store *s);
 
 struct cache_query {
     struct cache_store *store;
-    const char *namespace_; /* NULL or "": every namespace */
-    const char *name;       /* GET */
+    const char *namespace_;                    /* NULL or "": every namespace */
+    const char *name;                          /* GET */
     const struct codec_label_selector *labels; /* borrowed; NULL: everything */
     const struct codec_field_selector *fields; /* borrowed; NULL: everything */
 };

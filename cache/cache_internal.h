@@ -59,9 +59,9 @@ bool cache_query_matches(const struct cache_query *q, const struct cache_obj *o)
 /* ---- events ---------------------------------------------------------------------------------- */
 
 enum cache_variant {
-    CACHE_AS_IS = 0,     /* the event as it happened */
-    CACHE_AS_ADDED = 1,  /* the object entered a filter */
-    CACHE_AS_LEFT = 2,   /* it left one: DELETED of the previous version at the event's RV */
+    CACHE_AS_IS = 0,    /* the event as it happened */
+    CACHE_AS_ADDED = 1, /* the object entered a filter */
+    CACHE_AS_LEFT = 2,  /* it left one: DELETED of the previous version at the event's RV */
 };
 
 struct cache_event {
@@ -93,7 +93,7 @@ struct cache_objset {
 };
 
 enum store_state {
-    STORE_IDLE,  /* not started (protobuf before the first client) */
+    STORE_IDLE, /* not started (protobuf before the first client) */
     STORE_FILLING,
     STORE_READY,
 };
@@ -120,6 +120,7 @@ struct cache_store {
     struct reflector *refl;
     /* counters (relaxed atomics) */
     atomic_uint_fast64_t events, relists, watch_restarts, served_lists, served_gets;
+    atomic_bool upstream_watching; /* the reflector has a watch open */
 };
 
 /* Apply a batch of events (cache thread, takes the write lock) and publish it. */
@@ -141,7 +142,8 @@ struct reflector *reflector_new(struct cache *c, struct cache_store *s);
 void reflector_start(struct reflector *r);
 void reflector_free(struct reflector *r);
 
-/* ---- the cache --------------------------------------------------------------------------------- */
+/* ---- the cache ---------------------------------------------------------------------------------
+ */
 
 struct cache {
     struct config_cache cfg;
@@ -159,6 +161,7 @@ struct cache {
     pthread_mutex_t locals_lock;
     struct cache_local *locals[64];
     size_t n_locals;
+    atomic_uint_fast64_t watches_active, watches_total, slow_closed;
 };
 
 /* Push a published batch to every worker's inbox (called under the store's write lock). */

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLICE_BYTES   (256 * 1024)
-#define SINK_HIGH     (512 * 1024)
-#define COPY_BELOW    1024 /* smaller items are copied into the stream, larger referenced */
+#define SLICE_BYTES (256 * 1024)
+#define SINK_HIGH   (512 * 1024)
+#define COPY_BELOW  1024 /* smaller items are copied into the stream, larger referenced */
 
 struct cache_obj *store_lookup(struct cache_store *s, const char *key);
 
@@ -26,7 +26,8 @@ struct cache_list {
     bool head_done;
 };
 
-/* ---- snapshots ------------------------------------------------------------------------------------ */
+/* ---- snapshots
+ * ------------------------------------------------------------------------------------ */
 
 struct snap {
     struct cache_obj **v;
@@ -86,8 +87,7 @@ static int snap_fill(const struct cache_query *q, struct snap *sn)
 
     if (name && (has_ns || !s->type->namespaced)) {
         char key[512];
-        snprintf(key, sizeof(key), "%s%s%s", has_ns ? q->namespace_ : "", has_ns ? "/" : "",
-                 name);
+        snprintf(key, sizeof(key), "%s%s%s", has_ns ? q->namespace_ : "", has_ns ? "/" : "", name);
         struct cache_obj *o = store_lookup(s, key);
         return o && cache_query_matches(q, o) ? snap_add(sn, o) : 0;
     }
@@ -140,7 +140,8 @@ int cache_snapshot(const struct cache_query *q, struct cache_obj ***objs, size_t
     return 0;
 }
 
-/* ---- GET ---------------------------------------------------------------------------------------------- */
+/* ---- GET
+ * ---------------------------------------------------------------------------------------------- */
 
 int cache_get(const struct cache_query *q, struct cache_obj **out)
 {
@@ -161,7 +162,8 @@ int cache_get(const struct cache_query *q, struct cache_obj **out)
     return o ? 0 : -ENOENT;
 }
 
-/* ---- LIST ---------------------------------------------------------------------------------------------- */
+/* ---- LIST
+ * ---------------------------------------------------------------------------------------------- */
 
 static int list_frame(struct cache_list *l)
 {

@@ -145,7 +145,8 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    kf_list_for_each(pos, &l->watches) watch_sweep(kf_container_of(pos, struct cache_watch, all_link), now);
+    kf_list_for_each(pos, &l->watches)
+        watch_sweep(kf_container_of(pos, struct cache_watch, all_link), now);
 }
 
 struct cache_local *cache_local_new(struct cache *c, struct event_base *base)
@@ -228,7 +229,8 @@ void cache_local_free(struct cache_local *l)
     free(l);
 }
 
-/* ---- waiting for a resourceVersion ------------------------------------------------------------- */
+/* ---- waiting for a resourceVersion -------------------------------------------------------------
+ */
 
 static void wait_timeout(evutil_socket_t fd, short what, void *arg)
 {

@@ -12,10 +12,10 @@ struct local_bucket {
 
 /* What one worker knows of one store. */
 struct local_store {
-    uint64_t rv;          /* newest RV that reached this worker's inbox */
-    struct kf_list all;   /* watches selecting on nothing indexable */
-    struct kf_map by_ns;  /* namespace -> struct local_bucket */
-    struct kf_map by_key; /* "ns/name" -> bucket (metadata.name pinned) */
+    uint64_t rv;           /* newest RV that reached this worker's inbox */
+    struct kf_list all;    /* watches selecting on nothing indexable */
+    struct kf_map by_ns;   /* namespace -> struct local_bucket */
+    struct kf_map by_key;  /* "ns/name" -> bucket (metadata.name pinned) */
     struct kf_map by_node; /* spec.nodeName -> bucket */
     struct kf_list waits;
 };
@@ -29,7 +29,6 @@ struct cache_local {
     struct event *wake, *reap, *sweep;
     struct local_store stores[CACHE_MAX_STORES];
     struct kf_list watches;
-    uint64_t slow_closed;
 };
 
 enum cw_state { CW_INITIAL, CW_REPLAY, CW_LIVE, CW_DONE };
@@ -46,11 +45,12 @@ struct cache_watch {
     bool initial_end;
     struct event *deadline, *bookmark;
     uint64_t deadline_ms, last_progress_ms;
-    struct kf_list link;     /* its bucket */
-    struct kf_map *map;      /* the map holding the bucket, NULL for `all` */
+    struct kf_list link; /* its bucket */
+    struct kf_map *map;  /* the map holding the bucket, NULL for `all` */
     const char *map_key;
     struct kf_list all_link; /* l->watches */
     struct kf_arena *arena;
+    bool counted; /* in cache->watches_active */
 };
 
 struct cache_wait {

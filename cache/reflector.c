@@ -17,10 +17,10 @@
 
 #include <event2/event.h>
 
-#define LIST_PAGE          500
-#define MAX_LIST_PAGE      (256u << 20)
-#define BACKOFF_MIN_MS     500
-#define BACKOFF_MAX_MS     30000
+#define LIST_PAGE           500
+#define MAX_LIST_PAGE       (256u << 20)
+#define BACKOFF_MIN_MS      500
+#define BACKOFF_MAX_MS      30000
 #define WATCH_TIMEOUT_MIN_S 300
 
 enum refl_state { R_IDLE, R_LISTING, R_WATCHING, R_BACKOFF };
@@ -54,6 +54,7 @@ static void set_state(struct reflector *r, enum refl_state next)
              r->store->fmt == CACHE_PB ? " (protobuf)" : "", refl_state_name[r->state],
              refl_state_name[next]);
     r->state = next;
+    atomic_store(&r->store->upstream_watching, next == R_WATCHING);
 }
 
 static const char *accept_of(const struct reflector *r)
@@ -128,7 +129,8 @@ static void on_headers(struct lb_ureq *req, int status, const struct lb_uhdr *h,
     r->status = status;
 }
 
-/* ---- LIST -------------------------------------------------------------------------------------- */
+/* ---- LIST --------------------------------------------------------------------------------------
+ */
 
 static void drop_objs(struct reflector *r)
 {
@@ -214,7 +216,9 @@ static void on_list_end(struct lb_ureq *req, int error, void *arg)
     r->req = NULL;
     if (error || r->status != 200 || r->body.err) {
         snprintf(why, sizeof(why), "list failed: %s",
-                 error ? strerror(-error) : r->body.err ? strerror(-r->body.err) : "bad status");
+                 error         ? strerror(-error)
+                 : r->body.err ? strerror(-r->body.err)
+                               : "bad status");
         if (!error && !r->body.err)
             snprintf(why, sizeof(why), "list answered %d", r->status);
         drop_objs(r);
@@ -271,7 +275,8 @@ static void list_page(struct reflector *r)
         backoff(r, true, "no apiserver available to list");
 }
 
-/* ---- WATCH ------------------------------------------------------------------------------------- */
+/* ---- WATCH -------------------------------------------------------------------------------------
+ */
 
 /* The code of an ERROR event's Status (0 when unreadable). */
 static int status_code(const struct reflector *r, struct codec_str obj)
@@ -354,11 +359,10 @@ static void on_watch_data(struct lb_ureq *req, const uint8_t *data, size_t len, 
     while (rc == 0 && !r->body.err) {
         struct codec_str raw;
         size_t used = 0;
-        rc = r->store->fmt == CACHE_JSON
-                 ? codec_watch_next_json(&r->reader, r->body.data + off, r->body.len - off, &raw,
-                                         &used)
-                 : codec_watch_next_pb(&r->reader, r->body.data + off, r->body.len - off, &raw,
-                                       &used);
+        rc = r->store->fmt == CACHE_JSON ? codec_watch_next_json(&r->reader, r->body.data + off,
+                                                                 r->body.len - off, &raw, &used)
+                                         : codec_watch_next_pb(&r->reader, r->body.data + off,
+                                                               r->body.len - off, &raw, &used);
         if (rc == 0)
             rc = take_event(r, raw, &b, &relist);
         off += used;
@@ -378,7 +382,8 @@ static void on_watch_data(struct lb_ureq *req, const uint8_t *data, size_t len, 
                 r->store->type->resource, (unsigned long long)r->watch_rv);
         list_page(r);
     } else {
-        backoff(r, false, rc == -EPROTO ? "watch ended with an error event" : "unreadable watch event");
+        backoff(r, false,
+                rc == -EPROTO ? "watch ended with an error event" : "unreadable watch event");
     }
 }
 
@@ -424,7 +429,8 @@ static void watch_start(struct reflector *r)
     r->backoff_ms = 0;
 }
 
-/* ---- lifecycle --------------------------------------------------------------------------------- */
+/* ---- lifecycle ---------------------------------------------------------------------------------
+ */
 
 struct reflector *reflector_new(struct cache *c, struct cache_store *s)
 {

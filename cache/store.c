@@ -221,7 +221,8 @@ int store_window_after(struct cache_store *s, uint64_t after, struct cache_event
     return 0;
 }
 
-/* ---- publishing -------------------------------------------------------------------------------- */
+/* ---- publishing --------------------------------------------------------------------------------
+ */
 
 static void apply(struct cache_store *s, struct cache_event *ev)
 {
@@ -255,7 +256,8 @@ void store_publish(struct cache_store *s, struct cache_event **evs, size_t n)
     atomic_fetch_add_explicit(&s->events, n, memory_order_relaxed);
 }
 
-/* ---- relisting ---------------------------------------------------------------------------------- */
+/* ---- relisting ----------------------------------------------------------------------------------
+ */
 
 static int cmp_key(const void *a, const void *b)
 {

@@ -19,11 +19,11 @@
 
 #include <event2/event.h>
 
-#define SINK_HIGH        (256 * 1024)
-#define REPLAY_BATCH     256
-#define BOOKMARK_EVERY_MS 60000
+#define SINK_HIGH              (256 * 1024)
+#define REPLAY_BATCH           256
+#define BOOKMARK_EVERY_MS      60000
 #define BOOKMARK_BEFORE_END_MS 2000
-#define STALLED_MS       30000
+#define STALLED_MS             30000
 
 static const char *const state_name[] = {"initial", "replay", "live", "done"};
 
@@ -36,7 +36,8 @@ static void set_state(struct cache_watch *w, enum cw_state next)
     w->state = next;
 }
 
-/* ---- buckets ------------------------------------------------------------------------------------ */
+/* ---- buckets ------------------------------------------------------------------------------------
+ */
 
 static struct kf_list *bucket_get(struct kf_map *map, const char *key, bool create)
 {
@@ -90,7 +91,8 @@ static void unplace(struct cache_watch *w)
     }
 }
 
-/* ---- writing ------------------------------------------------------------------------------------ */
+/* ---- writing ------------------------------------------------------------------------------------
+ */
 
 static bool backed_up(const struct cache_watch *w)
 {
@@ -148,10 +150,13 @@ static int deliver(struct cache_watch *w, struct cache_event *ev)
     return b ? write_bytes(w, b) : 0;
 }
 
-/* ---- ending ------------------------------------------------------------------------------------- */
+/* ---- ending -------------------------------------------------------------------------------------
+ */
 
 void watch_free(struct cache_watch *w)
 {
+    if (w->counted)
+        atomic_fetch_sub(&w->l->cache->watches_active, 1);
     unplace(w);
     kf_list_remove(&w->all_link);
     if (w->deadline)
@@ -185,7 +190,8 @@ void cache_watch_cancel(struct cache_watch *w)
     watch_finish(w, false, CACHE_END_OK);
 }
 
-/* ---- pumping --------------------------------------------------------------------------------------- */
+/* ---- pumping
+ * --------------------------------------------------------------------------------------- */
 
 static bool pump_initial(struct cache_watch *w)
 {
@@ -221,7 +227,7 @@ static void pump_replay(struct cache_watch *w)
             /* what it still needs is gone: end cleanly, the client resumes (and gets 410) */
             kf_info("cache", "closing a %s watch that fell behind the window at rv %llu",
                     w->q.store->type->resource, (unsigned long long)w->cursor);
-            w->l->slow_closed++;
+            atomic_fetch_add(&w->l->cache->slow_closed, 1);
             watch_finish(w, true, CACHE_END_OK);
             return;
         }
@@ -270,11 +276,12 @@ void watch_sweep(struct cache_watch *w, uint64_t now_ms)
         return;
     kf_info("cache", "closing a %s watch whose client has not read for %u s",
             w->q.store->type->resource, STALLED_MS / 1000);
-    w->l->slow_closed++;
+    atomic_fetch_add(&w->l->cache->slow_closed, 1);
     watch_finish(w, true, CACHE_END_OK);
 }
 
-/* ---- timers ----------------------------------------------------------------------------------------- */
+/* ---- timers
+ * ----------------------------------------------------------------------------------------- */
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
@@ -313,7 +320,8 @@ static void on_bookmark(evutil_socket_t fd, short what, void *arg)
     arm_bookmark(w);
 }
 
-/* ---- starting ---------------------------------------------------------------------------------------- */
+/* ---- starting
+ * ---------------------------------------------------------------------------------------- */
 
 int cache_snapshot(const struct cache_query *q, struct cache_obj ***objs, size_t *n, uint64_t *rv);
 
@@ -362,9 +370,13 @@ int cache_watch_start(struct cache_local *l, const struct cache_watch_params *p,
         goto fail;
     place(w);
     kf_list_insert_tail(&l->watches, &w->all_link);
+    w->counted = true;
+    atomic_fetch_add(&l->cache->watches_active, 1);
+    atomic_fetch_add(&l->cache->watches_total, 1);
     w->deadline_ms = kf_now_ms() + p->timeout_ms;
     w->last_progress_ms = kf_now_ms();
-    struct timeval tv = {(time_t)(p->timeout_ms / 1000), (suseconds_t)(p->timeout_ms % 1000 * 1000)};
+    struct timeval tv = {(time_t)(p->timeout_ms / 1000),
+                         (suseconds_t)(p->timeout_ms % 1000 * 1000)};
     evtimer_add(w->deadline, &tv);
     if (p->bookmarks)
         arm_bookmark(w);

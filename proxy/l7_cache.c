@@ -98,15 +98,19 @@ static bool is_pb(const struct l7c_req *r)
 static void reply_status(struct l7c_req *r, int code, const char *reason, const char *message,
                          const char *details_name, int retry_after)
 {
-    struct codec_status st = {.status = "Failure", .message = message, .reason = reason,
-                              .code = code, .retry_after_seconds = retry_after};
+    struct codec_status st = {.status = "Failure",
+                              .message = message,
+                              .reason = reason,
+                              .code = code,
+                              .retry_after_seconds = retry_after};
     struct codec_buf b;
     char len[24];
 
     if (details_name) {
         st.has_details = true;
         st.details_name = details_name;
-        st.details_group = cache_store_type(r->q.store)->group[0] ? cache_store_type(r->q.store)->group : NULL;
+        st.details_group =
+            cache_store_type(r->q.store)->group[0] ? cache_store_type(r->q.store)->group : NULL;
         st.details_kind = cache_store_type(r->q.store)->resource;
     }
     codec_buf_init(&b);
@@ -129,7 +133,8 @@ static void reply_status(struct l7c_req *r, int code, const char *reason, const 
     finish(r);
 }
 
-/* ---- the sink: cache -> client ----------------------------------------------------------------- */
+/* ---- the sink: cache -> client -----------------------------------------------------------------
+ */
 
 static int sink_write(void *sink, const void *data, size_t len, struct cache_ref *owner)
 {
@@ -161,7 +166,8 @@ static void sink_end(void *sink, enum cache_end how)
 
 static const struct cache_sink_ops sink_ops = {sink_write, sink_pending, sink_end};
 
-/* ---- serving ------------------------------------------------------------------------------------------ */
+/* ---- serving
+ * ------------------------------------------------------------------------------------------ */
 
 static void on_close(struct px_request *preq, void *arg)
 {
@@ -215,7 +221,8 @@ static void serve_get(struct l7c_req *r)
     char n[24], msg[600];
 
     if (cache_get(&r->q, &o) < 0) {
-        snprintf(msg, sizeof(msg), "%s \"%s\" not found", cache_store_type(r->q.store)->resource, r->q.name);
+        snprintf(msg, sizeof(msg), "%s \"%s\" not found", cache_store_type(r->q.store)->resource,
+                 r->q.name);
         reply_status(r, 404, "NotFound", msg, r->q.name, 0);
         return;
     }
@@ -305,8 +312,8 @@ static void on_rv(void *arg, bool reached)
         serve(r);
         return;
     }
-    snprintf(msg, sizeof(msg), "Too large resource version: %" PRIu64 ", current: %" PRIu64,
-             r->rv, cache_store_rv(r->q.store));
+    snprintf(msg, sizeof(msg), "Too large resource version: %" PRIu64 ", current: %" PRIu64, r->rv,
+             cache_store_rv(r->q.store));
     reply_status(r, 504, "Timeout", msg, NULL, 1);
 }
 
@@ -355,7 +362,8 @@ static void on_authz(enum px_authz_result res, void *arg)
     finish(r);
 }
 
-/* ---- deciding ------------------------------------------------------------------------------------------- */
+/* ---- deciding
+ * ------------------------------------------------------------------------------------------- */
 
 static bool param_true(const char *v)
 {
@@ -365,9 +373,16 @@ static bool param_true(const char *v)
 /* Only parameters whose meaning the cache reproduces; any other goes upstream. */
 static bool params_known(struct px_request *preq)
 {
-    static const char *const known[] = {
-        "resourceVersion", "resourceVersionMatch", "labelSelector", "fieldSelector", "limit",
-        "watch", "allowWatchBookmarks", "timeoutSeconds", "sendInitialEvents", "timeout"};
+    static const char *const known[] = {"resourceVersion",
+                                        "resourceVersionMatch",
+                                        "labelSelector",
+                                        "fieldSelector",
+                                        "limit",
+                                        "watch",
+                                        "allowWatchBookmarks",
+                                        "timeoutSeconds",
+                                        "sendInitialEvents",
+                                        "timeout"};
     const char *name, *value;
 
     for (size_t i = 0; px_request_query_at(preq, i, &name, &value); i++) {
@@ -476,8 +491,8 @@ static bool plan_selectors(struct l7c_req *r, struct px_request *preq)
     }
     if (fs && fs[0]) {
         r->has_fields = true;
-        if (codec_field_selector_parse(fs, cache_store_type(r->q.store)->id, &r->fields, err, sizeof(err)) <
-            0)
+        if (codec_field_selector_parse(fs, cache_store_type(r->q.store)->id, &r->fields, err,
+                                       sizeof(err)) < 0)
             return false;
         r->q.fields = &r->fields;
     }

@@ -33,6 +33,9 @@ void px_l7_audit_id(char *buf, size_t size);
 
 /** Build and start the daemon's cache from the first mode-http frontend (0 when none / off). */
 int px_l7_cache_start(struct px_daemon *d, struct px_generation *gen);
+/** Append kfront_cache_* families. */
+struct evbuffer;
+void px_l7_cache_metrics_write(struct px_daemon *d, struct evbuffer *out);
 /** Free the workers' cache state, then the cache (loops stopped, connections gone). */
 void px_l7_cache_stop(struct px_daemon *d);
 

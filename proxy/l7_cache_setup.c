@@ -8,6 +8,9 @@
 
 #include "cache/cache.h"
 
+#include <event2/buffer.h>
+#include <inttypes.h>
+
 struct cache *px_l7_cache(struct px_worker *w)
 {
     return w && w->daemon ? w->daemon->cache : NULL;
@@ -47,10 +50,9 @@ void px_l7_audit_id(char *buf, size_t size)
     }
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(buf, size,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(buf, size, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 /* Who the reflectors list and watch as, in the identity mode kfront uses. */
@@ -62,11 +64,11 @@ static size_t reflector_identity(const struct config *cfg, struct lb_uhdr *h)
 
     if (cfg->identity.mode == CONFIG_IDENTITY_PASSTHROUGH || !cc->user || !cc->user[0])
         return 0; /* kfront's own credentials (the upstream certificate) speak for it */
-    h[n++] = (struct lb_uhdr){imp ? "Impersonate-User" : "X-Remote-User",
-                              imp ? 16 : 13, cc->user, strlen(cc->user)};
+    h[n++] = (struct lb_uhdr){imp ? "Impersonate-User" : "X-Remote-User", imp ? 16 : 13, cc->user,
+                              strlen(cc->user)};
     if (cc->group && cc->group[0])
-        h[n++] = (struct lb_uhdr){imp ? "Impersonate-Group" : "X-Remote-Group",
-                                  imp ? 17 : 14, cc->group, strlen(cc->group)};
+        h[n++] = (struct lb_uhdr){imp ? "Impersonate-Group" : "X-Remote-Group", imp ? 17 : 14,
+                                  cc->group, strlen(cc->group)};
     return n;
 }
 
@@ -107,4 +109,29 @@ void px_l7_cache_stop(struct px_daemon *d)
     }
     cache_free(d->cache);
     d->cache = NULL;
+}
+
+void px_l7_cache_metrics_write(struct px_daemon *d, struct evbuffer *out)
+{
+    uint64_t served = 0, forwarded = 0;
+    struct codec_buf b;
+
+    if (!d->cache)
+        return;
+    for (unsigned i = 0; i < d->n_workers; i++) {
+        served += atomic_load(&d->workers[i].cache_served);
+        forwarded += atomic_load(&d->workers[i].cache_forwarded);
+    }
+    evbuffer_add_printf(out,
+                        "# HELP kfront_cache_requests_total Reads of cached resources: served "
+                        "from the cache, or forwarded (consistent reads, unsupported options).\n"
+                        "# TYPE kfront_cache_requests_total counter\n"
+                        "kfront_cache_requests_total{result=\"served\"} %" PRIu64 "\n"
+                        "kfront_cache_requests_total{result=\"forwarded\"} %" PRIu64 "\n",
+                        served, forwarded);
+    codec_buf_init(&b);
+    cache_metrics_write(d->cache, &b);
+    if (!b.err)
+        evbuffer_add(out, b.data, b.len);
+    codec_buf_free(&b);
 }

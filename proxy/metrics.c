@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 
 #include "proxy/l7.h"
+#include "proxy/l7_cache.h"
 
 typedef uint64_t (*stat_get_fn)(const struct px_worker_stats *s);
 
@@ -128,5 +129,6 @@ void px_metrics_write(struct px_daemon *d, struct evbuffer *out)
     family(out, "kfront_draining", "gauge", "1 while a graceful shutdown is in progress.");
     evbuffer_add_printf(out, "kfront_draining %d\n", atomic_load(&d->draining) ? 1 : 0);
     px_l7_metrics_write(d, out);
+    px_l7_cache_metrics_write(d, out);
     lb_metrics_write(d->gen->lb, out);
 }
