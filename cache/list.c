@@ -11,7 +11,7 @@
 #include <string.h>
 
 #define SLICE_BYTES (256 * 1024)
-#define SINK_HIGH   (512 * 1024)
+#define SINK_HIGH   (2 * 1024 * 1024)
 #define COPY_BELOW  1024 /* smaller items are copied into the stream, larger referenced */
 
 struct cache_obj *store_lookup(struct cache_store *s, const char *key);

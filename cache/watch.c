@@ -96,7 +96,8 @@ static void unplace(struct cache_watch *w)
 
 static bool backed_up(const struct cache_watch *w)
 {
-    return w->ops->pending(w->sink) >= SINK_HIGH;
+    /* a finished watch (its client went away mid-write) takes nothing more */
+    return !w->sink || w->ops->pending(w->sink) >= SINK_HIGH;
 }
 
 static int write_bytes(struct cache_watch *w, struct cache_bytes *b)

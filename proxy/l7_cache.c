@@ -49,6 +49,8 @@ struct l7c_req {
     struct cache_watch *watch;
     uint64_t started_us;
     int code;
+    bool writing_list; /* inside cache_list_write: a close must not free the list under it */
+    bool closed;
 };
 
 static void set_state(struct l7c_req *r, enum l7c_state next)
@@ -173,6 +175,10 @@ static void on_close(struct px_request *preq, void *arg)
 {
     struct l7c_req *r = arg;
 
+    if (r->writing_list) {
+        r->closed = true; /* list_pump finishes once cache_list_write returns */
+        return;
+    }
     if (r->authz)
         px_authz_cancel(r->authz);
     if (r->wait)
@@ -189,10 +195,17 @@ static void on_close(struct px_request *preq, void *arg)
 
 static void list_pump(struct l7c_req *r)
 {
-    int rc = cache_list_write(r->list, &sink_ops, r);
+    int rc;
 
-    if (rc == KF_AGAIN)
+    r->writing_list = true;
+    rc = cache_list_write(r->list, &sink_ops, r);
+    r->writing_list = false;
+    if (r->closed) {
+        r->code = 499;
+        rc = -EPIPE;
+    } else if (rc == KF_AGAIN) {
         return;
+    }
     px_request_on_close(r->preq, NULL, NULL);
     px_request_on_drain(r->preq, NULL, NULL);
     if (rc == 0)
