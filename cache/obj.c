@@ -175,7 +175,9 @@ int cache_obj_from_item(enum cache_format fmt, const struct codec_type *type, co
     }
     size_t n;
     char *data = codec_buf_steal(&b, &n);
-    return obj_build(fmt, type, data, n, out);
+    /* the growable buffer may hold up to twice the bytes: objects live long, trim it */
+    char *exact = realloc(data, n ? n : 1);
+    return obj_build(fmt, type, exact ? exact : data, n, out);
 }
 
 struct cache_bytes *cache_obj_added(struct cache_obj *o)
