@@ -40,6 +40,8 @@ enum {
     OPT_PROXY_CERT,
     OPT_PROXY_KEY,
     OPT_GOAWAY,
+    OPT_CACHE,
+    OPT_CACHE_RESOURCES,
 };
 
 static const struct option options[] = {
@@ -71,6 +73,8 @@ static const struct option options[] = {
     {"proxy-client-cert-file", required_argument, NULL, OPT_PROXY_CERT},
     {"proxy-client-key-file", required_argument, NULL, OPT_PROXY_KEY},
     {"goaway-chance", required_argument, NULL, OPT_GOAWAY},
+    {"cache", required_argument, NULL, OPT_CACHE},
+    {"cache-resources", required_argument, NULL, OPT_CACHE_RESOURCES},
     {NULL, 0, NULL, 0},
 };
 
@@ -103,6 +107,9 @@ void px_cli_usage(FILE *out)
           "  --proxy-client-cert-file  front-proxy client certificate (front-proxy mode)\n"
           "  --proxy-client-key-file   its key\n"
           "  --goaway-chance P         HTTP/2 GOAWAY probability per response (0..0.02)\n"
+          "  --cache=true|false        serve reads from the watch cache (default true)\n"
+          "  --cache-resources LIST    what is cached, e.g. pods,configmaps,"
+          "endpointslices.discovery.k8s.io\n"
           "Always:\n"
           "  --admin-listen ADDR:PORT  /healthz, /readyz, /metrics (default 127.0.0.1:9445)\n"
           "  --workers N               worker threads (default: one per core)\n"
@@ -218,6 +225,17 @@ static int handle_option(struct px_cli *cli, int opt, const char *arg)
             fprintf(stderr, "kfront: --log-level: expected error, warn, info or debug\n");
             return -EINVAL;
         }
+        return 0;
+    case OPT_CACHE:
+        if (strcmp(arg, "true") != 0 && strcmp(arg, "false") != 0) {
+            fprintf(stderr, "kfront: --cache: expected true or false\n");
+            return -EINVAL;
+        }
+        cli->cache_set = true;
+        cli->cache_enabled = strcmp(arg, "true") == 0;
+        return 0;
+    case OPT_CACHE_RESOURCES:
+        cli->cache_resources = (char *)arg;
         return 0;
     case OPT_VERSION:
         cli->show_version = true;

@@ -35,6 +35,9 @@ struct px_cli {
     enum config_identity_mode identity_mode;
     uint32_t goaway_chance_ppm;
     bool http_flag_set; /* any of the above: they build a config, like --listen */
+    /* the watch cache (mode http); override the file too */
+    bool cache_set, cache_enabled;
+    char *cache_resources; /* comma-separated, as given */
 };
 
 /** Parse argv into cli; prints the problem and returns -EINVAL on bad usage. */

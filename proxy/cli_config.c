@@ -87,6 +87,29 @@ nomem:
     return -ENOMEM;
 }
 
+/* --cache-resources a,b,c into the config's arena. */
+static int cache_resources_from_flag(struct config *cfg, const char *list)
+{
+    size_t n = 1;
+
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    const char **v = kf_arena_alloc(cfg->arena, n * sizeof(*v));
+    struct config_loc *locs = kf_arena_alloc(cfg->arena, n * sizeof(*locs));
+    if (!v || !locs)
+        return -ENOMEM;
+    cfg->cache.n_resources = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len && !(v[cfg->cache.n_resources++] = kf_arena_strndup(cfg->arena, p, len)))
+            return -ENOMEM;
+        p += len + (p[len] == ',');
+    }
+    cfg->cache.resources = v;
+    cfg->cache.resource_locs = locs;
+    return 0;
+}
+
 int px_cli_load_config(const struct px_cli *cli, struct config **out, struct config_diags *diags)
 {
     struct config *cfg = NULL;
@@ -109,6 +132,12 @@ int px_cli_load_config(const struct px_cli *cli, struct config **out, struct con
         cfg->log_level = cli->log_level;
     if (cli->admin_listen)
         cfg->admin.listen = cli->admin_listen;
+    if (cli->cache_set)
+        cfg->cache.enabled = cli->cache_enabled;
+    if (cli->cache_resources && cache_resources_from_flag(cfg, cli->cache_resources) < 0) {
+        config_free(cfg);
+        return -ENOMEM;
+    }
     if (!cli->config_path && !cli->haproxy_path && config_validate(cfg, diags) < 0) {
         config_free(cfg);
         return -EINVAL;
