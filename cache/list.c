@@ -62,7 +62,7 @@ const char *cache_query_pinned_name(const struct cache_query *q)
 
     if (q->name && q->name[0])
         return q->name;
-    if (q->fields && codec_field_selector_pins(q->fields, "metadata.name", &v))
+    if (q->fields && codec_field_selector_pins(q->fields, "metadata.name", &v) && v[0])
         return v;
     return NULL;
 }
@@ -72,8 +72,9 @@ const char *cache_query_pinned_node(const struct cache_query *q)
 {
     const char *v = NULL;
 
+    /* pods not yet scheduled (spec.nodeName=, the scheduler's watch) are in no node's index */
     if (q->store->type->id == CODEC_KIND_POD && q->fields &&
-        codec_field_selector_pins(q->fields, "spec.nodeName", &v))
+        codec_field_selector_pins(q->fields, "spec.nodeName", &v) && v[0])
         return v;
     return NULL;
 }
