@@ -43,6 +43,8 @@ struct cache_bytes {
     char data[];
 };
 struct cache_bytes *cache_bytes_new(const void *data, size_t len);
+/* An empty block with room for cap bytes (len 0), filled by the caller before it is shared. */
+struct cache_bytes *cache_bytes_alloc(size_t cap);
 
 /* Build an object from its GET form (JSON with kind/apiVersion, or enveloped protobuf). */
 int cache_obj_new(enum cache_format fmt, const struct codec_type *type, const char *data,

@@ -12,7 +12,7 @@
 
 #define SLICE_BYTES (256 * 1024)
 #define SINK_HIGH   (2 * 1024 * 1024)
-#define COPY_BELOW  1024 /* smaller items are copied into the stream, larger referenced */
+#define COPY_BELOW  (16 * 1024) /* smaller items are copied into slices, larger referenced */
 
 struct cache_obj *store_lookup(struct cache_store *s, const char *key);
 
@@ -221,29 +221,70 @@ size_t cache_list_count(const struct cache_list *l)
     return l->n;
 }
 
-/* One item: its prefix ("," "{" or the protobuf field head) into buf, its bytes copied or
- * referenced. */
-static int write_item(struct cache_list *l, struct cache_obj *o, struct codec_buf *buf,
+/* Items are copied into refcounted slices handed over by reference (one copy in all), except
+ * big ones, which are referenced where they lie. */
+struct slice {
+    struct cache_bytes *b;
+    size_t cap;
+};
+
+static int slice_flush(struct slice *sl, const struct cache_sink_ops *ops, void *sink)
+{
+    struct cache_bytes *b = sl->b;
+
+    sl->b = NULL;
+    if (!b)
+        return 0;
+    if (!b->len) {
+        cache_ref_put(&b->ref);
+        return 0;
+    }
+    return ops->write(sink, b->data, b->len, &b->ref) < 0 ? -EPIPE : 0;
+}
+
+static int slice_add(struct slice *sl, const void *data, size_t len)
+{
+    if (!sl->b) {
+        sl->cap = SLICE_BYTES + COPY_BELOW + 16;
+        sl->b = cache_bytes_alloc(sl->cap);
+        if (!sl->b)
+            return -ENOMEM;
+    }
+    KF_BUG_ON(sl->b->len + len > sl->cap);
+    memcpy(sl->b->data + sl->b->len, data, len);
+    sl->b->len += len;
+    return 0;
+}
+
+static int write_item(struct cache_list *l, struct cache_obj *o, struct slice *sl,
                       const struct cache_sink_ops *ops, void *sink)
 {
     const char *item = o->data + o->item_off;
+    char prefix[16];
+    size_t n;
+    int rc;
 
-    if (l->store->fmt == CACHE_JSON)
-        codec_buf_append(buf, l->pos ? ",{" : "{", l->pos ? 2 : 1);
-    else
-        codec_pb_list_item_prefix(buf, o->item_len);
-    if (o->item_len < COPY_BELOW)
-        return codec_buf_append(buf, item, o->item_len);
-    if (buf->len && ops->write(sink, buf->data, buf->len, NULL) < 0)
-        return -EPIPE;
-    codec_buf_reset(buf);
+    if (l->store->fmt == CACHE_JSON) {
+        n = l->pos ? 2 : 1;
+        memcpy(prefix, l->pos ? ",{" : "{", n);
+    } else {
+        struct codec_buf pb = {.data = prefix, .cap = sizeof(prefix)};
+        codec_pb_list_item_prefix(&pb, o->item_len);
+        n = pb.len;
+    }
+    rc = slice_add(sl, prefix, n);
+    if (rc < 0 || o->item_len < COPY_BELOW)
+        return rc < 0 ? rc : slice_add(sl, item, o->item_len);
+    rc = slice_flush(sl, ops, sink);
+    if (rc < 0)
+        return rc;
     cache_obj_get(o);
     return ops->write(sink, item, o->item_len, &o->ref);
 }
 
 int cache_list_write(struct cache_list *l, const struct cache_sink_ops *ops, void *sink)
 {
-    struct codec_buf buf;
+    struct slice sl = {NULL, 0};
     int rc = 0;
 
     if (!l->head_done) {
@@ -251,18 +292,14 @@ int cache_list_write(struct cache_list *l, const struct cache_sink_ops *ops, voi
             return -EPIPE;
         l->head_done = true;
     }
-    codec_buf_init(&buf);
     while (l->pos < l->n && rc >= 0 && ops->pending(sink) < SINK_HIGH) {
-        size_t budget = 0;
-        for (; l->pos < l->n && budget < SLICE_BYTES && rc >= 0; l->pos++) {
-            rc = write_item(l, l->objs[l->pos], &buf, ops, sink);
-            budget += l->objs[l->pos]->item_len;
-        }
-        if (rc >= 0 && buf.len)
-            rc = ops->write(sink, buf.data, buf.len, NULL);
-        codec_buf_reset(&buf);
+        for (; l->pos < l->n && rc >= 0 && (!sl.b || sl.b->len < SLICE_BYTES); l->pos++)
+            rc = write_item(l, l->objs[l->pos], &sl, ops, sink);
+        if (rc >= 0)
+            rc = slice_flush(&sl, ops, sink);
     }
-    codec_buf_free(&buf);
+    if (sl.b)
+        cache_ref_put(&sl.b->ref);
     if (rc < 0)
         return rc;
     if (l->pos < l->n)

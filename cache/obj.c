@@ -33,6 +33,18 @@ static void bytes_release(struct cache_ref *ref)
     free(kf_container_of(ref, struct cache_bytes, ref));
 }
 
+struct cache_bytes *cache_bytes_alloc(size_t cap)
+{
+    struct cache_bytes *b = malloc(sizeof(*b) + cap);
+
+    if (!b)
+        return NULL;
+    b->ref.refs = 1;
+    b->ref.release = bytes_release;
+    b->len = 0;
+    return b;
+}
+
 struct cache_bytes *cache_bytes_new(const void *data, size_t len)
 {
     struct cache_bytes *b = malloc(sizeof(*b) + len);
