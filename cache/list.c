@@ -97,7 +97,8 @@ static int snap_fill(const struct cache_query *q, struct snap *sn)
         for (size_t i = 0; set && i < set->n && rc == 0; i++)
             if (cache_query_matches(q, set->v[i]))
                 rc = snap_add(sn, set->v[i]);
-        qsort(sn->v, sn->n, sizeof(*sn->v), cmp_key);
+        if (sn->n > 1)
+            qsort(sn->v, sn->n, sizeof(*sn->v), cmp_key);
         return rc;
     }
     struct cache_obj *o = RB_MIN(cache_tree, &s->tree);

@@ -53,7 +53,7 @@ char *kf_arena_strndup(struct kf_arena *arena, const char *s, size_t n)
 {
     char *p = kf_arena_alloc(arena, n + 1);
 
-    if (p)
+    if (p && n)
         memcpy(p, s, n);
     return p;
 }
