@@ -234,8 +234,10 @@ static void serve_get(struct l7c_req *r)
     char n[24], msg[600];
 
     if (cache_get(&r->q, &o) < 0) {
-        snprintf(msg, sizeof(msg), "%s \"%s\" not found", cache_store_type(r->q.store)->resource,
-                 r->q.name);
+        const struct codec_type *t = cache_store_type(r->q.store);
+        /* the apiserver names the group-qualified resource: endpointslices.discovery.k8s.io */
+        snprintf(msg, sizeof(msg), "%s%s%s \"%s\" not found", t->resource, t->group[0] ? "." : "",
+                 t->group, r->q.name);
         reply_status(r, 404, "NotFound", msg, r->q.name, 0);
         return;
     }
@@ -582,7 +584,10 @@ bool px_l7_cache_try(struct px_worker *w, struct px_frontend *fe, struct px_requ
     r->info = *info;
     r->started_us = kf_now_us();
     r->q.store = s;
-    r->q.namespace_ = info->namespace_[0] ? info->namespace_ : NULL;
+    /* RequestInfo puts a namespace's own name in namespace_ (/api/v1/namespaces/default): a
+     * cluster-scoped object has no namespace to match */
+    r->q.namespace_ =
+        info->namespace_[0] && cache_store_type(s)->namespaced ? info->namespace_ : NULL;
     r->q.name = kind == L7C_GET ? info->name : NULL;
     if (!plan(r, preq)) {
         req_free(r);

@@ -1,0 +1,395 @@
+"""kfront's watch cache against kube-sim, byte for byte.
+
+kube-sim is the truth: for the same request, what kfront serves from its cache must be the
+bytes kube-sim sends itself, except what legitimately differs (a list's
+metadata.resourceVersion, the oldest RV in a 410 message, Audit-Id/Date headers, and the
+x-kubernetes-pf-* headers kube-sim adds and kfront's cached answers omit). Each comparison
+also proves the answer came from the cache: no x-kubernetes-pf-* header, and kube-sim's own
+request counter for that verb did not move.
+"""
+import http.client
+import json
+import os
+import re
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
+from kftest import Kfront, Test, free_port, wait_for  # noqa: E402
+
+KUBE_SIM = os.environ.get("KUBE_SIM", "build/loadgen/kube-sim/kube-sim")
+os.environ["KUBE_SIM"] = KUBE_SIM
+import ksim  # noqa: E402
+
+PB = "application/vnd.kubernetes.protobuf"
+FORMATS = ("json", "pb")
+RESOURCES = [  # (path prefix, resource, namespaced): kfront's default cached resources
+    ("/api/v1", "pods", True),
+    ("/api/v1", "nodes", False),
+    ("/api/v1", "services", True),
+    ("/apis/discovery.k8s.io/v1", "endpointslices", True),
+    ("/api/v1", "configmaps", True),
+    ("/api/v1", "secrets", True),
+    ("/api/v1", "namespaces", False),
+    ("/apis/node.k8s.io/v1", "runtimeclasses", False),
+    ("/apis/storage.k8s.io/v1", "csidrivers", False),
+]
+
+
+# ---- protobuf wire helpers (just enough to normalise and split) -------------------------------
+
+def varint(b, i):
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if not c & 0x80:
+            return v, i
+
+
+def put_varint(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7F
+        v >>= 7
+        out.append(c | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def fields(b):
+    """[(num, wiretype, value bytes or int, raw field bytes)] of a message."""
+    i, out = 0, []
+    while i < len(b):
+        start = i
+        key, i = varint(b, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = varint(b, i)
+        elif wt == 2:
+            n, i = varint(b, i)
+            v, i = b[i:i + n], i + n
+        elif wt == 1:
+            v, i = b[i:i + 8], i + 8
+        elif wt == 5:
+            v, i = b[i:i + 4], i + 4
+        else:
+            raise ValueError("wire type %d" % wt)
+        out.append((num, wt, v, b[start:i]))
+    return out
+
+
+def ld(num, payload):
+    return put_varint(num << 3 | 2) + put_varint(len(payload)) + payload
+
+
+def pb_unknown_raw(body):
+    """The raw object bytes of an enveloped (k8s\\0 + runtime.Unknown) body."""
+    assert body[:4] == b"k8s\x00", body[:16]
+    for num, _, v, _ in fields(body[4:]):
+        if num == 2:
+            return v
+    raise AssertionError("no raw in envelope")
+
+
+def pb_list_without_rv(body):
+    """An enveloped protobuf list with ListMeta.resourceVersion blanked (lengths rewritten)."""
+    out_env = b""
+    for num, _, v, raw in fields(body[4:]):
+        if num != 2:
+            out_env += raw
+            continue
+        lst = b""
+        for n2, _, v2, raw2 in fields(v):
+            if n2 == 1:
+                meta = b"".join(r for n3, _, _, r in fields(v2) if n3 != 2)
+                lst += ld(1, meta)
+            else:
+                lst += raw2
+        out_env += ld(2, lst)
+    return body[:4] + out_env
+
+
+def json_list_without_rv(body):
+    # the list's own metadata comes first: {"kind":..,"apiVersion":..,"metadata":{..."resourceVersion":"N"
+    return re.sub(rb'^(\{"kind":"[A-Za-z]+List","apiVersion":"[^"]+","metadata":\{[^{}]*?)'
+                  rb'"resourceVersion":"\d+"', rb'\1"resourceVersion":"X"', body, count=1)
+
+
+def list_rv(fmt, body):
+    if fmt == "json":
+        return int(json.loads(body)["metadata"]["resourceVersion"])
+    raw = pb_unknown_raw(body)
+    for num, _, v, _ in fields(raw):
+        if num == 1:
+            for n2, _, v2, _ in fields(v):
+                if n2 == 2:
+                    return int(v2)
+    raise AssertionError("no list RV")
+
+
+# ---- watch streams --------------------------------------------------------------------------
+
+def split_events(fmt, body):
+    """[(type, frame bytes)] of a watch stream body (chunking already removed)."""
+    out = []
+    if fmt == "json":
+        for line in body.split(b"\n"):
+            if line:
+                out.append((json.loads(line)["type"], line + b"\n"))
+        return out
+    i = 0
+    while i < len(body):
+        (n,) = struct.unpack(">I", body[i:i + 4])
+        frame = body[i + 4:i + 4 + n]
+        typ = [v for num, _, v, _ in fields(frame) if num == 1][0].decode()
+        out.append((typ, body[i:i + 4 + n]))
+        i += 4 + n
+    return out
+
+
+def event_object(fmt, frame):
+    """The event's object: a dict (JSON) or the enveloped protobuf bytes."""
+    if fmt == "json":
+        return json.loads(frame)["object"]
+    f = fields(frame[4:])
+    obj = [v for num, _, v, _ in f if num == 2][0]
+    return [v for num, _, v, _ in fields(obj) if num == 1][0]
+
+
+def is_initial_end(fmt, frame):
+    if fmt == "json":
+        ann = json.loads(frame)["object"]["metadata"].get("annotations") or {}
+        return ann.get("k8s.io/initial-events-end") == "true"
+    return b"k8s.io/initial-events-end" in frame
+
+
+# ---- the environment ------------------------------------------------------------------------
+
+class Client:
+    """Raw HTTP/1.1 over TLS with the admin (system:masters) certificate."""
+
+    def __init__(self, port, certs, cert="admin"):
+        self.port = port
+        self.ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.crt"))
+        self.ctx.load_cert_chain(os.path.join(certs, cert + ".crt"), os.path.join(certs, cert + ".key"))
+
+    def request(self, path, fmt="json", method="GET", body=None, timeout=20, ctype=None):
+        """(status, lowercased headers, body bytes)."""
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=timeout)
+        h = {"Accept": PB if fmt == "pb" else "application/json", "User-Agent": "kfront-conformance"}
+        if body is not None:
+            h["Content-Type"] = ctype or "application/json"
+            if not isinstance(body, bytes):
+                body = json.dumps(body).encode()
+        try:
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            conn.close()
+
+
+class Env:
+    """kube-sim (a small cluster) and kfront (mode http, cache on) in front of it."""
+
+    def __init__(self, sims=1, churn=0, nodes=20, pods=400, cms=50, secrets=50, extra_sim_args=()):
+        self.sims = [ksim.KubeSim(*extra_sim_args, nodes=nodes, pods=pods, configmaps=cms,
+                                  secrets=secrets, churn=churn)]
+        for _ in range(1, sims):
+            # the same seed and the same CA (kept when present): the same objects and RVs
+            self.sims.append(ksim.KubeSim("--cert-dir", self.sims[0].certs, *extra_sim_args,
+                                          nodes=nodes, pods=pods, configmaps=cms,
+                                          secrets=secrets, churn=churn))
+        self.sim = self.sims[0]
+        c = self.sim.certs
+        self.port, self.admin = free_port(), f"127.0.0.1:{free_port()}"
+        servers = "\n".join(f'      - {{name: sim-{i + 1}, address: "127.0.0.1:{s.port}"}}'
+                            for i, s in enumerate(self.sims))
+        path = os.path.join(self.sim.dir, "kfront.yaml")
+        with open(path, "w") as f:
+            f.write(f"""apiVersion: kfront.io/v1alpha1
+kind: KfrontConfiguration
+workers: 2
+admin: {{listen: "{self.admin}"}}
+identity:
+  mode: front-proxy
+  proxyClientCertFile: {c}/front-proxy-client.crt
+  proxyClientKeyFile: {c}/front-proxy-client.key
+cache: {{notReady: forward}}
+frontends:
+  - name: api
+    listen: ["127.0.0.1:{self.port}"]
+    mode: http
+    backend: sim
+    tls: {{certFile: {c}/apiserver.crt, keyFile: {c}/apiserver.key, clientCAFile: {c}/ca.crt}}
+backends:
+  - name: sim
+    healthCheck: {{type: tls, interval: 200ms, timeout: 500ms, rise: 1, fall: 1,
+                  tls: {{caFile: {c}/ca.crt}}}}
+    upstreamTLS: {{caFile: {c}/ca.crt}}
+    servers:
+{servers}
+""")
+        self.kf = Kfront(["--config", path], admin=self.admin)
+        wait_for(lambda: self.kf.metric("kfront_backend_up") == len(self.sims), 10, "kube-sim up")
+        self.kfc = Client(self.port, c)
+        self.simc = [Client(s.port, c) for s in self.sims]
+        self.wait_filled("json")
+
+    def cache_objects(self, fmt):
+        """{resource: objects} of kfront's stores in fmt."""
+        _, text = self.kf.http("/metrics")
+        want = "protobuf" if fmt == "pb" else "json"
+        out = {}
+        for m in re.finditer(r'^kfront_cache_objects\{resource="([^"]+)",format="([^"]+)"\} (\d+)',
+                             text, re.M):
+            if m.group(2) == want:
+                out[m.group(1)] = int(m.group(3))
+        return out
+
+    def wait_filled(self, fmt):
+        """Until every default resource's store in fmt holds what kube-sim holds."""
+        want = {}
+        for prefix, res, _ in RESOURCES:
+            st, _, body = self.simc[0].request(f"{prefix}/{res}")
+            assert st == 200, (res, st)
+            want[res] = len(json.loads(body)["items"] or [])
+
+        def filled():
+            have = self.cache_objects(fmt)
+            return all(have.get(r) == n for r, n in want.items())
+        if fmt == "pb":
+            # a protobuf store starts on its first client: ask once for each
+            for prefix, res, _ in RESOURCES:
+                self.kfc.request(f"{prefix}/{res}?resourceVersion=0", "pb")
+        wait_for(filled, 20, f"kfront's {fmt} cache to fill")
+
+    def served(self):
+        return self.kf.metric('kfront_cache_requests_total{result="served"}')
+
+    def sim_count(self, verb, resource, i=0):
+        """kube-sim's apiserver_request_total for verb/resource (all codes)."""
+        text = self.sims[i].admin_get("/metrics").decode()
+        total = 0
+        for line in text.splitlines():
+            if (line.startswith("apiserver_request_total{") and f'verb="{verb}"' in line
+                    and f'resource="{resource}"' in line and 'subresource=""' in line):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def close(self):
+        try:
+            self.kf.stop()
+        finally:
+            for s in self.sims:
+                if s.proc.poll() is None:
+                    s.stop()
+            assert not ksim.FAILURES, ksim.FAILURES
+
+
+def verb_of(path):
+    if "watch=" in path:
+        return "watch"
+    return "get"  # refined by the caller when it is a list
+
+
+def compare(e, path, fmt, verb, resource, normalise=None):
+    """Request path from kube-sim and kfront; assert the same status and bytes (after
+    normalise) and that kfront answered from its cache. Returns (status, kube-sim body)."""
+    before, served = e.sim_count(verb, resource), e.served()
+    st_k, h_k, b_k = e.kfc.request(path, fmt)
+    after = e.sim_count(verb, resource)
+    assert e.served() == served + 1, (f"{fmt} {path}", "not counted as served from the cache")
+    st_s, h_s, b_s = e.simc[0].request(path, fmt)
+    where = f"{fmt} {path}"
+    assert not any(k.startswith("x-kubernetes-pf-") for k in h_k), (where, "forwarded", h_k)
+    assert after == before, (where, "kube-sim saw the request", before, after)
+    assert st_k == st_s, (where, st_k, st_s, b_k[:300], b_s[:300])
+    assert h_k.get("content-type") == h_s.get("content-type"), (where, h_k, h_s)
+    nk, ns = (normalise(b_k), normalise(b_s)) if normalise else (b_k, b_s)
+    assert nk == ns, (where, first_diff(nk, ns))
+    return st_s, b_s
+
+
+def first_diff(a, b):
+    i = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
+    return f"lengths {len(a)} vs {len(b)}, first difference at {i}: kfront {a[max(0, i - 80):i + 80]!r} " \
+           f"kube-sim {b[max(0, i - 80):i + 80]!r}"
+
+
+def list_norm(fmt):
+    return json_list_without_rv if fmt == "json" else pb_list_without_rv
+
+
+# ---- the tests ---------------------------------------------------------------------------------
+
+ENV = None
+
+
+def env():
+    global ENV
+    if ENV is None:
+        ENV = Env()
+        ENV.wait_filled("pb")
+    return ENV
+
+
+def some_names(e, prefix, res, n=2):
+    _, _, body = e.simc[0].request(f"{prefix}/{res}")
+    items = json.loads(body)["items"] or []
+    return [(i["metadata"].get("namespace"), i["metadata"]["name"]) for i in items[:n]]
+
+
+def test_get_rv0_existing_and_missing():
+    e = env()
+    checked = 0
+    for prefix, res, namespaced in RESOURCES:
+        for ns, name in some_names(e, prefix, res):
+            base = f"{prefix}/namespaces/{ns}/{res}" if namespaced else f"{prefix}/{res}"
+            for fmt in FORMATS:
+                st, _ = compare(e, f"{base}/{name}?resourceVersion=0", fmt, "GET", res)
+                assert st == 200
+                st, _ = compare(e, f"{base}/no-such-{name}?resourceVersion=0", fmt, "GET", res)
+                assert st == 404
+                checked += 1
+    assert checked >= 30, checked
+    # a missing namespace is a plain 404 of the object, like the apiserver's cache says
+    for fmt in FORMATS:
+        st, _ = compare(e, "/api/v1/namespaces/no-such-ns/configmaps/x?resourceVersion=0", fmt,
+                        "GET", "configmaps")
+        assert st == 404
+
+
+def test_list_rv0_every_resource_and_namespace():
+    e = env()
+    for prefix, res, namespaced in RESOURCES:
+        for fmt in FORMATS:
+            st, body = compare(e, f"{prefix}/{res}?resourceVersion=0", fmt, "LIST", res,
+                               list_norm(fmt))
+            assert st == 200
+        if namespaced:
+            for ns in ("kube-system", "default", "team-001", "no-such-ns"):
+                for fmt in FORMATS:
+                    compare(e, f"{prefix}/namespaces/{ns}/{res}?resourceVersion=0", fmt, "LIST",
+                            res, list_norm(fmt))
+    # limit is ignored with resourceVersion=0, as the apiserver's cache does
+    for fmt in FORMATS:
+        compare(e, "/api/v1/pods?resourceVersion=0&limit=5", fmt, "LIST", "pods", list_norm(fmt))
+
+
+if __name__ == "__main__":
+    try:
+        Test().run([v for k, v in list(globals().items()) if k.startswith("test_")])
+    finally:
+        if ENV:
+            ENV.close()
