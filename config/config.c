@@ -64,6 +64,10 @@ struct config *cfg_alloc(const char *source)
     cfg->admin.listen = CFG_DEFAULT_ADMIN;
     cfg->identity.mode = CONFIG_IDENTITY_FRONT_PROXY;
     cfg->identity.token_cache_ttl_ms = 10000;
+    cfg->authorization.allow_ttl_ms = 300000;
+    cfg->authorization.deny_ttl_ms = 10000;
+    cfg->authorization.cache_size = 10000;
+    cfg->authorization.user = "system:kfront";
     if (!cfg->source)
         goto fail;
     cfg->workers = 0;

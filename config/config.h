@@ -91,6 +91,16 @@ struct config_identity {
     struct config_loc loc;
 };
 
+/* Authorization of requests kfront serves itself (SubjectAccessReview), as the apiserver's
+ * webhook authorizer caches them. */
+struct config_authorization {
+    uint32_t allow_ttl_ms; /* how long an allowed decision is reused; default 5 min */
+    uint32_t deny_ttl_ms;  /* how long a denied decision is reused; default 10 s */
+    uint32_t cache_size;   /* decisions (and token reviews) kept per worker; default 10000 */
+    const char *user;      /* who kfront is in its own reviews (front-proxy); "system:kfront" */
+    struct config_loc loc;
+};
+
 struct config_check {
     /* default tcp: a TCP connect, as haproxy's plain "check" */
     enum config_check_type type;
@@ -168,6 +178,7 @@ struct config {
     struct config_timeouts timeouts;
     struct config_admin admin;
     struct config_identity identity;
+    struct config_authorization authorization;
     struct config_frontend *frontends;
     size_t n_frontends;
     struct config_backend *backends;

@@ -186,6 +186,15 @@ static void print_identity(const struct config_identity *id, FILE *out)
     put_duration(out, 2, "tokenCacheTTL", id->token_cache_ttl_ms);
 }
 
+static void print_authorization(const struct config_authorization *az, FILE *out)
+{
+    fprintf(out, "authorization:\n");
+    put_duration(out, 2, "allowTTL", az->allow_ttl_ms);
+    put_duration(out, 2, "denyTTL", az->deny_ttl_ms);
+    put_u32(out, 2, "cacheSize", az->cache_size);
+    put_key_string(out, 2, "user", az->user ? az->user : "");
+}
+
 static void print_globals(const struct config *cfg, FILE *out)
 {
     const struct config_timeouts *t = &cfg->timeouts;
@@ -208,8 +217,10 @@ static void print_globals(const struct config *cfg, FILE *out)
 int config_print_yaml(const struct config *cfg, FILE *out)
 {
     print_globals(cfg, out);
-    if (any_http(cfg))
+    if (any_http(cfg)) {
         print_identity(&cfg->identity, out);
+        print_authorization(&cfg->authorization, out);
+    }
     fprintf(out, "frontends:%s\n", cfg->n_frontends ? "" : " []");
     for (size_t i = 0; i < cfg->n_frontends; i++)
         print_frontend(&cfg->frontends[i], out);

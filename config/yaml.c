@@ -631,6 +631,15 @@ static const struct field identity_fields[] = {
 };
 static const struct fieldset identity_set = SET_LOC(identity_fields, ID(loc));
 
+#define AZ(f) offsetof(struct config_authorization, f)
+static const struct field authorization_fields[] = {
+    DUR("allowTTL", AZ(allow_ttl_ms), 0),
+    DUR("denyTTL", AZ(deny_ttl_ms), 0),
+    NUM("cacheSize", AZ(cache_size), 1, 1000000),
+    STR("user", AZ(user), .required = false),
+};
+static const struct fieldset authorization_set = SET_LOC(authorization_fields, AZ(loc));
+
 #define CHK(f) offsetof(struct config_check, f)
 static const struct field check_fields[] = {
     ENUM("type", CHK(type), config_check_type_names),
@@ -703,6 +712,7 @@ static const struct field top_fields[] = {
     MAP("admin", CFG(admin), &admin_set),
     MAP("timeouts", CFG(timeouts), &timeout_set),
     MAP("identity", CFG(identity), &identity_set),
+    MAP("authorization", CFG(authorization), &authorization_set),
     CUSTOM("frontends", load_frontends, false),
     CUSTOM("backends", load_backends, false),
 };
