@@ -118,6 +118,7 @@ struct px_accept_slot {
 };
 
 struct px_buf;
+struct px_authz;
 
 /* A worker's upstream pool for one backend (mode http). */
 struct px_upstream_slot {
@@ -157,6 +158,7 @@ struct px_worker {
     size_t n_upstreams;
     struct px_l7_stat l7_stats[PX_L7_STATS];
     _Atomic uint64_t l7_stats_overflow;
+    struct px_authz *_Atomic authz; /* authz.c: review caches, made on first use */
 };
 
 struct px_daemon {
