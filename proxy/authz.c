@@ -464,6 +464,39 @@ static const char *bearer_token(struct px_request *preq, size_t *len)
     return *len ? auth + 7 : NULL;
 }
 
+/* TokenReview of the token, from the cache or upstream. */
+static void authenticate_token(struct px_authz_wait *wt, const char *token, size_t len)
+{
+    struct authz_cache *c = &wt->az->cache[AUTHZ_TOKEN];
+    uint8_t key[AUTHZ_KEY_LEN];
+    struct codec_buf body;
+    struct authz_entry *e;
+
+    key_of(key, wt->scope, AUTHZ_TOKEN, token, len);
+    e = authz_cache_find(c, key, kf_now_ms());
+    if (e && e->state == AUTHZ_READY) {
+        token_known(wt, e);
+        return;
+    }
+    if (e) {
+        atomic_fetch_add_explicit(&c->coalesced, 1, memory_order_relaxed);
+        kf_list_insert_tail(&e->waiters, &wt->link);
+        return;
+    }
+    codec_buf_init(&body);
+    codec_buf_puts(&body, "{\"kind\":\"TokenReview\",\"apiVersion\":"
+                          "\"authentication.k8s.io/v1\",\"spec\":{\"token\":");
+    codec_json_string(&body, token, len);
+    codec_buf_puts(&body, "}}");
+    if (body.err)
+        finish(wt, PX_AUTHZ_ERROR, NULL);
+    else
+        wait_on(wt, AUTHZ_TOKEN, key, &body);
+    if (body.data)
+        OPENSSL_cleanse(body.data, body.len); /* it holds the token */
+    codec_buf_free(&body);
+}
+
 static void authenticate(struct px_authz_wait *wt)
 {
     static const char *const anonymous_groups[] = {"system:unauthenticated"};
@@ -481,28 +514,7 @@ static void authenticate(struct px_authz_wait *wt)
             return;
         }
     } else if ((token = bearer_token(wt->preq, &len))) {
-        uint8_t key[AUTHZ_KEY_LEN];
-        struct codec_buf body;
-        key_of(key, wt->scope, AUTHZ_TOKEN, token, len);
-        struct authz_entry *e = authz_cache_find(&wt->az->cache[AUTHZ_TOKEN], key, kf_now_ms());
-        if (e && e->state == AUTHZ_READY) {
-            token_known(wt, e);
-        } else if (e) {
-            atomic_fetch_add_explicit(&wt->az->cache[AUTHZ_TOKEN].coalesced, 1,
-                                      memory_order_relaxed);
-            kf_list_insert_tail(&e->waiters, &wt->link);
-        } else {
-            codec_buf_init(&body);
-            codec_buf_puts(&body, "{\"kind\":\"TokenReview\",\"apiVersion\":"
-                                  "\"authentication.k8s.io/v1\",\"spec\":{\"token\":");
-            codec_json_string(&body, token, len);
-            codec_buf_puts(&body, "}}");
-            if (body.err)
-                finish(wt, PX_AUTHZ_ERROR, NULL);
-            else
-                wait_on(wt, AUTHZ_TOKEN, key, &body);
-            codec_buf_free(&body);
-        }
+        authenticate_token(wt, token, len);
         return;
     } else {
         u.groups = anonymous_groups;
