@@ -66,8 +66,11 @@ struct config *cfg_alloc(const char *source)
     cfg->identity.token_cache_ttl_ms = 10000;
     cfg->cache.enabled = true;
     cfg->cache.window_ms = 75000;
-    cfg->cache.user = "system:kfront";
-    cfg->cache.group = "system:masters";
+    cfg->authorization.allow_ttl_ms = 300000;
+    cfg->authorization.deny_ttl_ms = 10000;
+    cfg->authorization.cache_size = 10000;
+    cfg->authorization.user = "system:kfront";
+    cfg->authorization.group = "system:masters";
     if (!cfg->source)
         goto fail;
     cfg->workers = 0;

@@ -106,9 +106,19 @@ struct config_cache {
     const struct config_loc *resource_locs;
     enum config_cache_not_ready not_ready;
     uint32_t window_ms; /* keep at least this much event history; 75 s */
-    /* who the reflectors list and watch as (front-proxy/impersonate identity) */
-    const char *user;  /* "system:kfront" */
-    const char *group; /* "system:masters"; "" for none */
+    struct config_loc loc;
+};
+
+/* Authorization of requests kfront serves itself (SubjectAccessReview), as the apiserver's
+ * webhook authorizer caches them. */
+struct config_authorization {
+    uint32_t allow_ttl_ms; /* how long an allowed decision is reused; default 5 min */
+    uint32_t deny_ttl_ms;  /* how long a denied decision is reused; default 10 s */
+    uint32_t cache_size;   /* decisions (and token reviews) kept per worker; default 10000 */
+    /* who kfront is in its own requests (reviews, the cache's LIST/WATCH) in front-proxy and
+     * impersonate mode: "system:kfront" in "system:masters" ("" for no group) */
+    const char *user;
+    const char *group;
     struct config_loc loc;
 };
 
@@ -190,6 +200,7 @@ struct config {
     struct config_admin admin;
     struct config_identity identity;
     struct config_cache cache;
+    struct config_authorization authorization;
     struct config_frontend *frontends;
     size_t n_frontends;
     struct config_backend *backends;

@@ -192,11 +192,20 @@ static void print_cache(const struct config_cache *c, FILE *out)
     fprintf(out, "  enabled: %s\n", c->enabled ? "true" : "false");
     fprintf(out, "  resources:\n");
     for (size_t i = 0; i < (c->resources ? c->n_resources : config_cache_n_default_resources); i++)
-        fprintf(out, "  - %s\n", c->resources ? c->resources[i] : config_cache_default_resources[i]);
+        fprintf(out, "  - %s\n",
+                c->resources ? c->resources[i] : config_cache_default_resources[i]);
     put_key_string(out, 2, "notReady", config_cache_not_ready_name(c->not_ready));
     put_duration(out, 2, "window", c->window_ms);
-    put_key_string(out, 2, "user", c->user ? c->user : "");
-    put_key_string(out, 2, "group", c->group ? c->group : "");
+}
+
+static void print_authorization(const struct config_authorization *az, FILE *out)
+{
+    fprintf(out, "authorization:\n");
+    put_duration(out, 2, "allowTTL", az->allow_ttl_ms);
+    put_duration(out, 2, "denyTTL", az->deny_ttl_ms);
+    put_u32(out, 2, "cacheSize", az->cache_size);
+    put_key_string(out, 2, "user", az->user ? az->user : "");
+    put_key_string(out, 2, "group", az->group ? az->group : "");
 }
 
 static void print_globals(const struct config *cfg, FILE *out)
@@ -221,10 +230,11 @@ static void print_globals(const struct config *cfg, FILE *out)
 int config_print_yaml(const struct config *cfg, FILE *out)
 {
     print_globals(cfg, out);
-    if (any_http(cfg))
+    if (any_http(cfg)) {
         print_identity(&cfg->identity, out);
-    if (any_http(cfg))
         print_cache(&cfg->cache, out);
+        print_authorization(&cfg->authorization, out);
+    }
     fprintf(out, "frontends:%s\n", cfg->n_frontends ? "" : " []");
     for (size_t i = 0; i < cfg->n_frontends; i++)
         print_frontend(&cfg->frontends[i], out);

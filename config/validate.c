@@ -243,6 +243,11 @@ static void check_frontend_http(struct vctx *v, size_t fi)
         verr(v, id->loc.line ? id->loc : fe->loc,
              "mode front-proxy needs proxyClientCertFile and proxyClientKeyFile (a client "
              "certificate signed by the front-proxy CA)");
+    setpath(v, "authorization.user");
+    if (id->mode == CONFIG_IDENTITY_FRONT_PROXY &&
+        (!v->cfg->authorization.user || !v->cfg->authorization.user[0]))
+        verr(v, v->cfg->authorization.loc.line ? v->cfg->authorization.loc : fe->loc,
+             "must not be empty: kfront names itself with it in its own reviews");
 }
 
 static void check_frontend(struct vctx *v, size_t fi)

@@ -655,10 +655,16 @@ static const struct field cache_fields[] = {
     CUSTOM("resources", load_cache_resources, false),
     ENUM("notReady", CACHE(not_ready), config_cache_not_ready_names),
     DUR("window", CACHE(window_ms), 1000),
-    STR("user", CACHE(user), .required = false),
-    STR("group", CACHE(group), .required = false),
 };
 static const struct fieldset cache_set = SET_LOC(cache_fields, CACHE(loc));
+
+#define AZ(f) offsetof(struct config_authorization, f)
+static const struct field authorization_fields[] = {
+    DUR("allowTTL", AZ(allow_ttl_ms), 0),         DUR("denyTTL", AZ(deny_ttl_ms), 0),
+    NUM("cacheSize", AZ(cache_size), 1, 1000000), STR("user", AZ(user), .required = false),
+    STR("group", AZ(group), .required = false),
+};
+static const struct fieldset authorization_set = SET_LOC(authorization_fields, AZ(loc));
 
 #define CHK(f) offsetof(struct config_check, f)
 static const struct field check_fields[] = {
@@ -733,6 +739,7 @@ static const struct field top_fields[] = {
     MAP("timeouts", CFG(timeouts), &timeout_set),
     MAP("identity", CFG(identity), &identity_set),
     MAP("cache", CFG(cache), &cache_set),
+    MAP("authorization", CFG(authorization), &authorization_set),
     CUSTOM("frontends", load_frontends, false),
     CUSTOM("backends", load_backends, false),
 };

@@ -44,6 +44,7 @@ struct l7c_req {
     bool initial_events, initial_events_end, bookmarks;
     uint64_t timeout_ms;
     struct px_authz_wait *authz;
+    struct px_authz_decision decision; /* filled by px_authz_check, valid until decided */
     struct cache_wait *wait;
     struct cache_list *list;
     struct cache_watch *watch;
@@ -373,7 +374,7 @@ static void on_authz(enum px_authz_result res, void *arg)
         return;
     }
     r->code = res == PX_AUTHZ_DENY ? 403 : 401;
-    px_authz_reply(r->preq, &r->info, res);
+    px_authz_reply(r->preq, &r->info, &r->decision);
     finish(r);
 }
 
@@ -586,19 +587,28 @@ bool px_l7_cache_try(struct px_worker *w, struct px_frontend *fe, struct px_requ
     r->q.store = s;
     /* RequestInfo puts a namespace's own name in namespace_ (/api/v1/namespaces/default): a
      * cluster-scoped object has no namespace to match */
+    /* the query points into r->info: the caller's info is gone when authz answers later */
     r->q.namespace_ =
-        info->namespace_[0] && cache_store_type(s)->namespaced ? info->namespace_ : NULL;
-    r->q.name = kind == L7C_GET ? info->name : NULL;
+        r->info.namespace_[0] && cache_store_type(s)->namespaced ? r->info.namespace_ : NULL;
+    r->q.name = kind == L7C_GET ? r->info.name : NULL;
     if (!plan(r, preq)) {
         req_free(r);
         px_l7_cache_count(w, false);
         return false;
     }
+    const struct px_binding *b = px_worker_binding(w, fe);
+    if (!b) {
+        req_free(r);
+        return false;
+    }
+    /* a list/watch with fieldSelector metadata.name=X is authorized for X, as the apiserver does */
+    px_reqinfo_field_selector(&r->info, px_request_query(preq, "fieldSelector"));
     px_request_on_close(preq, on_close, r);
     px_request_on_drain(preq, on_drain, r);
-    rc = px_authz_check(w, preq, info, on_authz, r, &r->authz);
+    rc = px_authz_check(w, b, preq, &r->info, &r->decision, on_authz, r, &r->authz);
     if (rc == KF_AGAIN)
         return true;
-    on_authz((enum px_authz_result)rc, r);
+    r->authz = NULL;
+    on_authz(rc == 0 ? r->decision.result : PX_AUTHZ_ERROR, r);
     return true;
 }

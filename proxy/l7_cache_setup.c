@@ -58,7 +58,7 @@ void px_l7_audit_id(char *buf, size_t size)
 /* Who the reflectors list and watch as, in the identity mode kfront uses. */
 static size_t reflector_identity(const struct config *cfg, struct lb_uhdr *h)
 {
-    const struct config_cache *cc = &cfg->cache;
+    const struct config_authorization *cc = &cfg->authorization;
     bool imp = cfg->identity.mode == CONFIG_IDENTITY_IMPERSONATE;
     size_t n = 0;
 

@@ -5,6 +5,7 @@
  * request counters that /metrics sums.
  */
 #include "proxy/l7.h"
+#include "proxy/authz.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@ struct lb_upstream *px_worker_upstream(struct px_worker *w, const struct px_bind
 
 void px_worker_upstreams_free(struct px_worker *w)
 {
+    px_authz_worker_free(w); /* its reviews run on these upstreams */
     for (size_t i = 0; i < w->n_upstreams; i++) {
         lb_upstream_free(w->upstreams[i].up);
         free(w->upstreams[i].backend);
@@ -204,4 +206,5 @@ void px_l7_metrics_write(struct px_daemon *d, struct evbuffer *out)
                         "kfront_http_requests_uncounted_total %" PRIu64 "\n",
                         overflow);
     free(m);
+    px_authz_metrics_write(d, out);
 }

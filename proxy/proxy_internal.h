@@ -118,6 +118,7 @@ struct px_accept_slot {
 };
 
 struct px_buf;
+struct px_authz;
 
 /* A worker's upstream pool for one backend (mode http). */
 struct px_upstream_slot {
@@ -159,6 +160,7 @@ struct px_worker {
     _Atomic uint64_t l7_stats_overflow;
     struct cache_local *cache_local; /* made on first cached read */
     _Atomic uint64_t cache_served, cache_forwarded;
+    struct px_authz *_Atomic authz; /* authz.c: review caches, made on first use */
 };
 
 struct px_daemon {

@@ -8,9 +8,13 @@
  */
 #include "proxy/reqinfo.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "core/core.h"
 
 #define MAX_PARTS 10
 
@@ -105,5 +109,119 @@ void px_reqinfo_parse(const char *method, const char *path, bool watch_param,
         set(info->api_group, sizeof(info->api_group), parts[1]);
         set(info->api_version, sizeof(info->api_version), parts[2]);
         resource_parts(parts + 3, n - 3, watch_param, method, info);
+    }
+}
+
+/* ---- field selectors (k8s.io/apimachinery pkg/fields) ------------------------------ */
+
+static int cmp_terms(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Cut buf at unescaped commas into parts; returns their number or -E2BIG. */
+static int split_terms(char *buf, char **parts, size_t max)
+{
+    size_t n = 0;
+    char *start = buf;
+
+    for (char *p = buf;; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            continue;
+        }
+        if (*p != ',' && *p != '\0')
+            continue;
+        bool end = *p == '\0';
+        *p = '\0';
+        if (start[0]) {
+            if (n == max)
+                return -E2BIG;
+            parts[n++] = start;
+        }
+        if (end)
+            return (int)n;
+        start = p + 1;
+    }
+}
+
+/* In place: only \\, \, and \= are escapes, and , or = may not appear bare. */
+static int unescape_value(char *s)
+{
+    char *o = s;
+
+    for (const char *p = s; *p; p++) {
+        if (*p == ',' || *p == '=')
+            return -EINVAL;
+        if (*p == '\\') {
+            p++;
+            if (*p != '\\' && *p != ',' && *p != '=')
+                return -EINVAL;
+        }
+        *o++ = *p;
+    }
+    *o = '\0';
+    return 0;
+}
+
+static int split_term(char *part, struct px_field_term *t)
+{
+    static const char *const ops[] = {"!=", "==", "="};
+
+    for (char *p = part; *p; p++)
+        for (size_t i = 0; i < KF_ARRAY_SIZE(ops); i++) {
+            size_t len = strlen(ops[i]);
+            if (strncmp(p, ops[i], len) != 0)
+                continue;
+            *p = '\0';
+            t->key = part;
+            t->value = p + len;
+            t->neq = i == 0;
+            return unescape_value(p + len);
+        }
+    return -EINVAL;
+}
+
+int px_fieldsel_parse(const char *text, char *buf, size_t size, struct px_field_term *terms,
+                      size_t max)
+{
+    char *parts[32];
+    int n;
+
+    if (strlen(text) >= size)
+        return -E2BIG;
+    snprintf(buf, size, "%s", text);
+    n = split_terms(buf, parts, max < KF_ARRAY_SIZE(parts) ? max : KF_ARRAY_SIZE(parts));
+    if (n < 0)
+        return n;
+    qsort(parts, (size_t)n, sizeof(parts[0]), cmp_terms);
+    for (int i = 0; i < n; i++)
+        if (split_term(parts[i], &terms[i]) < 0)
+            return -EINVAL;
+    return n;
+}
+
+/* path.IsValidPathSegmentName */
+static bool valid_segment(const char *name)
+{
+    return strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strpbrk(name, "/%");
+}
+
+void px_reqinfo_field_selector(struct px_reqinfo *info, const char *field_selector)
+{
+    struct px_field_term terms[32];
+    char buf[2048];
+    int n;
+
+    if (!field_selector || !info->is_resource || info->name[0] ||
+        (strcmp(info->verb, "list") != 0 && strcmp(info->verb, "watch") != 0))
+        return;
+    n = px_fieldsel_parse(field_selector, buf, sizeof(buf), terms, KF_ARRAY_SIZE(terms));
+    for (int i = 0; i < n; i++) {
+        if (terms[i].neq || strcmp(terms[i].key, "metadata.name") != 0)
+            continue;
+        if (valid_segment(terms[i].value) && strlen(terms[i].value) < sizeof(info->name))
+            set(info->name, sizeof(info->name), terms[i].value);
+        return;
     }
 }

@@ -26,4 +26,30 @@ struct px_reqinfo {
 void px_reqinfo_parse(const char *method, const char *path, bool watch_param,
                       struct px_reqinfo *info);
 
+/** One term of a field selector: key as written, value unescaped. */
+struct px_field_term {
+    const char *key;
+    const char *value;
+    bool neq; /* != (else = or ==) */
+};
+
+/**
+ * Split a fieldSelector value as the apiserver's fields.ParseSelector does:
+ * terms separated by unescaped commas, sorted, empty ones skipped, each
+ * KEY=VALUE, KEY==VALUE or KEY!=VALUE (the first operator found wins), the
+ * value unescaped (\\, \, and \= only). The strings live in buf (a copy of
+ * text). Returns the number of terms (0 for ""), -EINVAL for a selector the
+ * apiserver rejects, -E2BIG for more than max terms or a text longer than buf.
+ */
+int px_fieldsel_parse(const char *text, char *buf, size_t size, struct px_field_term *terms,
+                      size_t max);
+
+/**
+ * What RequestInfo also takes from the query: a list or watch (no name in
+ * the path) whose fieldSelector requires metadata.name=X, X a valid path
+ * segment, is about the object X (so a kubelet's watch of one Secret is
+ * authorized for that name). field_selector may be NULL.
+ */
+void px_reqinfo_field_selector(struct px_reqinfo *info, const char *field_selector);
+
 #endif

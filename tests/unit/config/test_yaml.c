@@ -66,7 +66,12 @@ static const char full[] =
     "        backup: true\n"
     "        state: disabled\n"
     "      - name: m3\n"
-    "        address: m3.example.com:6443\n";
+    "        address: m3.example.com:6443\n"
+    "authorization:\n"
+    "  allowTTL: 2m\n"
+    "  denyTTL: 5s\n"
+    "  cacheSize: 500\n"
+    "  user: system:kfront-test\n";
 
 Test(yaml, every_field)
 {
@@ -81,6 +86,10 @@ Test(yaml, every_field)
     cr_expect_eq(cfg->identity.mode, CONFIG_IDENTITY_FRONT_PROXY);
     cr_expect_str_eq(cfg->identity.proxy_client_key_file, "/etc/k/front-proxy-client.key");
     cr_expect_eq(cfg->identity.token_cache_ttl_ms, 30000);
+    cr_expect_eq(cfg->authorization.allow_ttl_ms, 120000);
+    cr_expect_eq(cfg->authorization.deny_ttl_ms, 5000);
+    cr_expect_eq(cfg->authorization.cache_size, 500);
+    cr_expect_str_eq(cfg->authorization.user, "system:kfront-test");
     cr_expect_str_eq(cfg->frontends[0].tls.client_ca_file, "/etc/k/ca.crt");
     cr_expect_eq(cfg->frontends[0].goaway_chance_ppm, 1000);
     cr_expect_eq(cfg->frontends[0].max_concurrent_streams, 250);

@@ -120,7 +120,8 @@ Test(yaml_errors, unknown_keys)
     expect_only(
         YAML_MIN "bogus: 1\n",
         "kfront.yaml:12:1: error: bogus: unknown key, expected one of apiVersion, kind, "
-        "workers, maxConnections, logLevel, admin, timeouts, identity, cache, frontends or backends\n");
+        "workers, maxConnections, logLevel, admin, timeouts, identity, cache, authorization, "
+        "frontends or backends\n");
     expect_only(YAML_HEAD "frontends: [{name: fe, listen: \"0.0.0.0:1\", backend: be}]\n"
                           "backends:\n"
                           "  - name: be\n"
@@ -246,7 +247,7 @@ Test(yaml_errors, alias_expansion_is_bounded)
     cr_assert_null(parse_yaml(text));
     cr_expect(has_diag("kfront.yaml:3:1: error: x: unknown key, expected one of apiVersion, kind, "
                        "workers, maxConnections, logLevel, admin, timeouts, identity, "
-                       "cache, frontends or backends"),
+                       "cache, authorization, frontends or backends"),
               "%s", diag(0));
     bool capped = false;
     for (size_t i = 0; i < test_diags.n; i++)

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 
+#include <errno.h>
+
 #include "proxy/reqinfo.h"
 
 static struct px_reqinfo info(const char *method, const char *path, bool watch)
@@ -68,4 +70,71 @@ Test(reqinfo, non_resource_paths)
     i = info("POST", "////", false);
     cr_expect_not(i.is_resource);
     cr_expect_str_eq(i.verb, "post");
+}
+
+/* ---- field selectors, as fields.ParseSelector and RequestInfo read them ---- */
+
+Test(reqinfo, field_selector_terms_sorted_unescaped)
+{
+    struct px_field_term t[8];
+    char buf[256];
+    int n = px_fieldsel_parse("spec.nodeName=node-1,metadata.name!=a\\,b,status.phase==Running",
+                              buf, sizeof(buf), t, 8);
+
+    cr_assert_eq(n, 3);
+    cr_expect_str_eq(t[0].key, "metadata.name");
+    cr_expect_str_eq(t[0].value, "a,b");
+    cr_expect(t[0].neq);
+    cr_expect_str_eq(t[1].key, "spec.nodeName");
+    cr_expect_str_eq(t[1].value, "node-1");
+    cr_expect_not(t[1].neq);
+    cr_expect_str_eq(t[2].key, "status.phase");
+    cr_expect_str_eq(t[2].value, "Running");
+    cr_expect_eq(px_fieldsel_parse("", buf, sizeof(buf), t, 8), 0);
+    cr_expect_eq(px_fieldsel_parse(",a=b,", buf, sizeof(buf), t, 8), 1);
+    cr_expect_str_eq(t[0].value, "b");
+}
+
+Test(reqinfo, field_selector_errors)
+{
+    struct px_field_term t[2];
+    char buf[32];
+
+    cr_expect_eq(px_fieldsel_parse("nooperator", buf, sizeof(buf), t, 2), -EINVAL);
+    cr_expect_eq(px_fieldsel_parse("a=b=c", buf, sizeof(buf), t, 2), -EINVAL);
+    cr_expect_eq(px_fieldsel_parse("a=b\\x", buf, sizeof(buf), t, 2), -EINVAL);
+    cr_expect_eq(px_fieldsel_parse("a=b\\", buf, sizeof(buf), t, 2), -EINVAL);
+    cr_expect_eq(px_fieldsel_parse("a=1,b=2,c=3", buf, sizeof(buf), t, 2), -E2BIG);
+    cr_expect_eq(
+        px_fieldsel_parse("a=0123456789012345678901234567890123456789", buf, sizeof(buf), t, 2),
+        -E2BIG);
+}
+
+static struct px_reqinfo with_selector(const char *path, bool watch, const char *fs)
+{
+    struct px_reqinfo i = info("GET", path, watch);
+    px_reqinfo_field_selector(&i, fs);
+    return i;
+}
+
+Test(reqinfo, metadata_name_selector_names_the_object)
+{
+    struct px_reqinfo i =
+        with_selector("/api/v1/namespaces/demo/secrets", true, "metadata.name=sec1");
+    cr_expect_str_eq(i.verb, "watch");
+    cr_expect_str_eq(i.name, "sec1");
+
+    i = with_selector("/api/v1/nodes", false, "spec.unschedulable=false,metadata.name==node-1");
+    cr_expect_str_eq(i.verb, "list");
+    cr_expect_str_eq(i.name, "node-1");
+
+    /* not an exact match, not a valid path segment, not a collection: no name */
+    cr_expect_str_eq(with_selector("/api/v1/secrets", false, "metadata.name!=x").name, "");
+    cr_expect_str_eq(with_selector("/api/v1/secrets", false, "metadata.name=a/b").name, "");
+    cr_expect_str_eq(with_selector("/api/v1/secrets", false, "metadata.name=..").name, "");
+    cr_expect_str_eq(with_selector("/api/v1/secrets", false, "metadata.name=a,b").name, "");
+    cr_expect_str_eq(with_selector("/api/v1/pods", false, "spec.nodeName=n").name, "");
+    cr_expect_str_eq(with_selector("/api/v1/namespaces/d/pods/p", false, "metadata.name=q").name,
+                     "p");
+    cr_expect_str_eq(with_selector("/api/v1/pods", false, NULL).name, "");
 }
