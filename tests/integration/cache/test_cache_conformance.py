@@ -331,6 +331,95 @@ def list_norm(fmt):
     return json_list_without_rv if fmt == "json" else pb_list_without_rv
 
 
+class Watch:
+    """A watch whose head has arrived; its body is read to the end on a thread."""
+
+    def __init__(self, client, path, fmt, timeout=30):
+        self.fmt, self.path = fmt, path
+        self.conn = http.client.HTTPSConnection("127.0.0.1", client.port, context=client.ctx,
+                                                timeout=timeout)
+        self.conn.request("GET", path, headers={
+            "Accept": PB if fmt == "pb" else "application/json",
+            "User-Agent": "kfront-conformance"})
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.body, self.error = b"", None
+        self.frames = []  # JSON lines / protobuf frames as they come
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        buf = b""
+        try:
+            while True:
+                chunk = self.resp.read1(65536)
+                if not chunk:
+                    break
+                buf += chunk
+                self.body += chunk
+                buf = self._split(buf)
+        except Exception as ex:  # noqa: BLE001 - reported by the test
+            self.error = ex
+        finally:
+            self.conn.close()
+
+    def _split(self, buf):
+        while True:
+            if self.fmt == "json":
+                if b"\n" not in buf:
+                    return buf
+                line, buf = buf.split(b"\n", 1)
+                self.frames.append(line + b"\n")
+            else:
+                if len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+                    return buf
+                n = 4 + struct.unpack(">I", buf[:4])[0]
+                self.frames.append(buf[:n])
+                buf = buf[n:]
+
+    def join(self, timeout=20):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), (self.path, "watch did not end")
+        assert self.error is None, (self.path, self.error)
+        return split_events(self.fmt, self.body)
+
+    def close(self):
+        try:
+            self.conn.sock and self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def names(self):
+        """[(type, name)] seen so far."""
+        out = []
+        for f in list(self.frames):
+            typ, _ = split_events(self.fmt, f)[0]
+            if typ == "BOOKMARK":
+                out.append((typ, None))
+            elif self.fmt == "json":
+                out.append((typ, json.loads(f)["object"]["metadata"].get("name")))
+            else:
+                out.append((typ, pb_object_name(event_object("pb", f))))
+        return out
+
+
+def pb_object_name(enveloped):
+    raw = pb_unknown_raw(enveloped)
+    meta = [v for n, _, v, _ in fields(raw) if n == 1][0]
+    names = [v for n, _, v, _ in fields(meta) if n == 1]
+    return names[0].decode() if names else None
+
+
+def without_bookmarks(events, keep_initial_end=True):
+    return [(t, f) for t, f in events
+            if t != "BOOKMARK" or (keep_initial_end and is_initial_end_any(f))]
+
+
+def is_initial_end_any(frame):
+    return b"k8s.io/initial-events-end" in frame
+
+
 # ---- the tests ---------------------------------------------------------------------------------
 
 ENV = None
@@ -385,6 +474,141 @@ def test_list_rv0_every_resource_and_namespace():
     # limit is ignored with resourceVersion=0, as the apiserver's cache does
     for fmt in FORMATS:
         compare(e, "/api/v1/pods?resourceVersion=0&limit=5", fmt, "LIST", "pods", list_norm(fmt))
+
+
+def test_list_selectors():
+    e = env()
+    _, _, body = e.simc[0].request("/api/v1/pods")
+    pods = json.loads(body)["items"]
+    node = pods[0]["spec"]["nodeName"]
+    ns, name = pods[0]["metadata"]["namespace"], pods[0]["metadata"]["name"]
+    label = sorted(pods[0]["metadata"].get("labels", {}).items())[0]
+    cases = [
+        ("/api/v1/pods", f"fieldSelector=spec.nodeName={node}"),
+        ("/api/v1/pods", "fieldSelector=spec.nodeName%3D"),  # the scheduler's: unbound pods
+        ("/api/v1/pods", f"fieldSelector=spec.nodeName!={node}"),
+        ("/api/v1/pods", f"fieldSelector=metadata.name={name}"),
+        ("/api/v1/pods", f"fieldSelector=metadata.namespace={ns}"),
+        ("/api/v1/pods", "fieldSelector=status.phase=Running"),
+        ("/api/v1/pods", "fieldSelector=status.phase!=Running"),
+        ("/api/v1/pods", f"fieldSelector=spec.nodeName={node},status.phase=Running"),
+        (f"/api/v1/namespaces/{ns}/pods", f"fieldSelector=metadata.name={name}"),
+        ("/api/v1/pods", f"labelSelector={label[0]}={label[1]}"),
+        ("/api/v1/pods", f"labelSelector={label[0]}"),
+        ("/api/v1/pods", f"labelSelector=!{label[0]}"),
+        ("/api/v1/pods", f"labelSelector={label[0]}+in+({label[1]},x)"),
+        ("/api/v1/pods", f"labelSelector={label[0]}+notin+({label[1]})"),
+        ("/api/v1/nodes", "fieldSelector=metadata.name=" + pods[0]["spec"]["nodeName"]),
+        ("/api/v1/namespaces/default/configmaps", "fieldSelector=metadata.name=kube-root-ca.crt"),
+        ("/api/v1/configmaps", "fieldSelector=metadata.name=kube-root-ca.crt"),
+        ("/api/v1/secrets", "fieldSelector=metadata.namespace=kube-system"),
+    ]
+    proxy_sel = "labelSelector=!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
+    cases += [("/api/v1/services", proxy_sel),
+              ("/apis/discovery.k8s.io/v1/endpointslices", proxy_sel)]
+    for base, q in cases:
+        for fmt in FORMATS:
+            res = base.rsplit("/", 1)[1]
+            st, body = compare(e, f"{base}?resourceVersion=0&{q}", fmt, "LIST", res,
+                               list_norm(fmt))
+            assert st == 200, (base, q)
+    # the selectors select something, and not everything (else the cases prove little)
+    n = lambda q: len(json.loads(e.simc[0].request("/api/v1/pods?" + q)[2])["items"] or [])
+    assert 0 < n(f"fieldSelector=spec.nodeName={node}") < len(pods)
+    assert 0 < n(f"labelSelector={label[0]}={label[1]}") < len(pods)
+
+
+def test_list_not_older_than():
+    e = env()
+    for fmt in FORMATS:
+        st, _, body = e.simc[0].request("/api/v1/configmaps?resourceVersion=0", fmt)
+        rv = list_rv(fmt, body)
+        for q in (f"resourceVersion={rv}&resourceVersionMatch=NotOlderThan",
+                  f"resourceVersion={rv}", f"resourceVersion={rv - 5}&resourceVersionMatch=NotOlderThan"):
+            compare(e, f"/api/v1/configmaps?{q}", fmt, "LIST", "configmaps", list_norm(fmt))
+            compare(e, f"/api/v1/namespaces/default/configmaps/kube-root-ca.crt?{q}".split("&")[0],
+                    fmt, "GET", "configmaps")
+
+
+def pod_manifest(name, labels=None):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": labels or {"app": "cw"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+
+
+def write(e, method, path, body=None, ctype=None, want=(200, 201)):
+    st, _, out = e.simc[0].request(path, method=method, body=body, ctype=ctype)
+    assert st in want, (method, path, st, out[:300])
+    return json.loads(out) if out else None
+
+
+def scripted_writes(e, name, node):
+    """Create unbound, bind, label on, label off, delete: each a step some filtered watch
+    sees as entering or leaving."""
+    base = "/api/v1/namespaces/default/pods"
+    write(e, "POST", base, pod_manifest(name))
+    write(e, "POST", f"{base}/{name}/binding",
+          {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+           "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
+    merge = "application/merge-patch+json"
+    write(e, "PATCH", f"{base}/{name}", {"metadata": {"labels": {"cw-probe": "on"}}}, merge)
+    write(e, "PATCH", f"{base}/{name}", {"metadata": {"labels": {"cw-probe": None}}}, merge)
+    write(e, "DELETE", f"{base}/{name}?gracePeriodSeconds=0")
+
+
+def test_watch_from_rv_scripted_writes():
+    e = env()
+    _, _, body = e.simc[0].request("/api/v1/nodes")
+    node = json.loads(body)["items"][3]["metadata"]["name"]
+    name = f"cw-{int(time.time() * 1000) % 100000}"
+    queries = [
+        "/api/v1/pods?watch=1",
+        "/api/v1/namespaces/default/pods?watch=1",
+        f"/api/v1/pods?watch=1&fieldSelector=spec.nodeName={node}",
+        "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3D",
+        "/api/v1/pods?watch=1&labelSelector=cw-probe%3Don",
+        f"/api/v1/namespaces/default/pods?watch=1&fieldSelector=metadata.name={name}",
+        "/api/v1/pods?watch=1&fieldSelector=status.phase=Pending",
+    ]
+    watches = []
+    for fmt in FORMATS:
+        _, _, lb = e.simc[0].request("/api/v1/pods?resourceVersion=0&limit=1", fmt)
+        rv = list_rv(fmt, lb)
+        for q in queries:
+            for bm in ("", "&allowWatchBookmarks=true"):
+                path = f"{q}&resourceVersion={rv}&timeoutSeconds=3{bm}"
+                watches.append((fmt, path, Watch(e.kfc, path, fmt), Watch(e.simc[0], path, fmt)))
+    for fmt, path, k, s in watches:
+        assert k.status == 200 and s.status == 200, (path, k.status, s.status)
+        assert not any(h.startswith("x-kubernetes-pf-") for h in k.headers), (path, "forwarded")
+        assert k.headers.get("content-type") == s.headers.get("content-type"), (path, k.headers)
+    scripted_writes(e, name, node)
+    for fmt, path, k, s in watches:
+        try:
+            ek = k.join()
+        except Exception:
+            raise AssertionError((fmt, path, "kfront", k.body[-700:]))
+        es = s.join()
+        ek, es = without_bookmarks(ek), without_bookmarks(es)
+        assert [t for t, _ in ek] == [t for t, _ in es], (fmt, path, [t for t, _ in ek],
+                                                          [t for t, _ in es])
+        for (tk, fk), (_, fs) in zip(ek, es):
+            if fk != fs:
+                open("/tmp/cw-k.bin", "wb").write(fk)
+                open("/tmp/cw-s.bin", "wb").write(fs)
+            assert fk == fs, (fmt, path, tk, first_diff(fk, fs))
+    # what each filter saw proves the enter/leave variants were exercised
+    seen = {(fmt, path.split("&resourceVersion")[0]): [t for t, _ in without_bookmarks(
+        split_events(fmt, k.body))] for fmt, path, k, _ in watches}
+    for fmt in FORMATS:
+        assert seen[(fmt, f"/api/v1/pods?watch=1&fieldSelector=spec.nodeName={node}")][:1] == \
+            ["ADDED"], seen
+        assert seen[(fmt, "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3D")][:2] == \
+            ["ADDED", "DELETED"], seen
+        assert seen[(fmt, "/api/v1/pods?watch=1&labelSelector=cw-probe%3Don")] == \
+            ["ADDED", "DELETED"], seen
+        allp = seen[(fmt, "/api/v1/pods?watch=1")]
+        assert allp[0] == "ADDED" and allp[-1] == "DELETED" and len(allp) >= 5, seen
 
 
 if __name__ == "__main__":
