@@ -745,6 +745,93 @@ def pb_status_fields(enveloped):
                      for n, _, v, _ in fields(raw))
 
 
+def relists(e, resource, fmt):
+    want = "protobuf" if fmt == "pb" else "json"
+    return e.kf.metric(f'kfront_cache_relists_total{{resource="{resource}",format="{want}"}}')
+
+
+def test_upstream_compaction_relist_keeps_client_watches():
+    """kube-sim drops its history and ends its watches: kfront's reflectors resume, get 410,
+    relist; client watches through kfront stay open, see no error, and see later writes."""
+    e = env()
+    # a write elsewhere moves kube-sim's RV past what kfront's configmaps stores have seen, so
+    # their resume after the compaction is too old
+    write(e, "POST", "/api/v1/namespaces/default/pods", pod_manifest(f"rl-{os.getpid()}"))
+    watches = []
+    for fmt in FORMATS:
+        _, _, lb = e.kfc.request("/api/v1/namespaces/default/configmaps?resourceVersion=0", fmt)
+        rv = list_rv(fmt, lb)
+        for q in (f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}",
+                  f"/api/v1/configmaps?watch=1&resourceVersion={rv}&allowWatchBookmarks=true",
+                  "/api/v1/configmaps?watch=1&labelSelector=relist-probe"):
+            watches.append(Watch(e.kfc, q + "&timeoutSeconds=60", fmt))
+    before = {fmt: relists(e, "configmaps", fmt) for fmt in FORMATS}
+    e.sim.admin_post("/compact")
+    e.sim.admin_post("/close-watches")
+    wait_for(lambda: all(relists(e, "configmaps", f) > before[f] for f in FORMATS), 10,
+             "kfront to relist configmaps after 410")
+    assert "configmaps: watch from rv" in e.kf.logs() and "expired (410)" in e.kf.logs()
+    name = f"after-relist-{os.getpid()}"
+    write(e, "POST", "/api/v1/namespaces/default/configmaps",
+          {"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": name, "labels": {"relist-probe": "x"}}, "data": {"k": "v"}})
+    for w in watches:
+        wait_for(lambda: ("ADDED", name) in w.names(), 10, f"{w.fmt} {w.path} to see {name}")
+    for w in watches:
+        assert w.thread.is_alive(), (w.path, "the client's watch ended")
+        assert not any(t == "ERROR" for t, _ in w.names()), (w.path, w.names())
+        w.close()
+    # and what kfront serves after the relist is still kube-sim's bytes
+    for fmt in FORMATS:
+        compare(e, "/api/v1/namespaces/default/configmaps?resourceVersion=0", fmt, "LIST",
+                "configmaps", list_norm(fmt))
+
+
+def test_failover_between_identical_kube_sims():
+    """Two kube-sims with the same seed and no churn hold the same objects at the same RVs
+    (UIDs and timestamps may differ: they are not compared). kfront's reflectors watch one;
+    it dies; they resume on the other from the same RV and client watches go on."""
+    e2 = Env(sims=2, nodes=5, pods=40, cms=10, secrets=10)
+    watches = []
+    try:
+        stats = [json.loads(s.admin_get("/stats")) for s in e2.sims]
+        assert stats[0]["resourceVersion"] == stats[1]["resourceVersion"], stats
+        e2.wait_filled("pb")
+        for fmt in FORMATS:
+            _, _, lb = e2.kfc.request("/api/v1/namespaces/default/configmaps?resourceVersion=0", fmt)
+            rv = list_rv(fmt, lb)
+            for q in (f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}",
+                      "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=0"):
+                watches.append(Watch(e2.kfc, q + "&timeoutSeconds=60", fmt))
+        # the reflectors' kube-sim is the one with watches open
+        wait_for(lambda: sum(json.loads(s.admin_get("/stats"))["watches"] > 0 for s in e2.sims) >= 1,
+                 5, "reflector watches")
+        # the balancer spreads reflectors over both: kill one that has some
+        used = [i for i, s in enumerate(e2.sims) if json.loads(s.admin_get("/stats"))["watches"] > 0]
+        dead, alive = used[0], 1 - used[0]
+        total = sum(json.loads(s.admin_get("/stats"))["watches"] for s in e2.sims)
+        e2.sims[dead].proc.kill()
+        e2.sims[dead].proc.wait()
+        wait_for(lambda: json.loads(e2.sims[alive].admin_get("/stats"))["watches"] == total, 15,
+                 f"all {total} reflector watches on the survivor")
+        name = f"after-failover-{os.getpid()}"
+        st, _, out = e2.simc[alive].request("/api/v1/namespaces/default/configmaps", method="POST",
+                                           body={"apiVersion": "v1", "kind": "ConfigMap",
+                                                 "metadata": {"name": name}, "data": {"k": "v"}})
+        assert st == 201, (st, out[:300])
+        for w in watches:
+            wait_for(lambda: ("ADDED", name) in w.names(), 15, f"{w.fmt} {w.path} to see {name}")
+            assert w.thread.is_alive() and not any(t == "ERROR" for t, _ in w.names()), w.names()
+            w.close()
+        # resumed, not relisted: the survivor had the same history at the same RVs
+        for _, res, _ in RESOURCES:
+            assert all(relists(e2, res, f) == 1 for f in FORMATS), (res, e2.kf.logs()[-2000:])
+    finally:
+        for w in watches:
+            w.close()
+        e2.close()
+
+
 if __name__ == "__main__":
     try:
         Test().run([v for k, v in list(globals().items()) if k.startswith("test_")])
