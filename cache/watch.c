@@ -111,16 +111,26 @@ static int write_bytes(struct cache_watch *w, struct cache_bytes *b)
 
 static void send_bookmark(struct cache_watch *w, uint64_t rv, bool initial_end)
 {
-    struct codec_buf b;
+    struct codec_buf obj, b;
     unsigned flags = initial_end ? CODEC_BOOKMARK_INITIAL_EVENTS_END : 0;
+    int rc;
 
+    /* codec_bookmark_* make the object only: it goes out framed as a BOOKMARK event */
+    codec_buf_init(&obj);
     codec_buf_init(&b);
-    if (w->q.store->fmt == CACHE_JSON)
-        codec_bookmark_json(&b, w->q.store->type->id, rv, flags | CODEC_BOOKMARK_NULL_CREATION);
-    else
-        codec_bookmark_pb(&b, w->q.store->type->id, rv, flags);
-    if (!b.err && b.len)
+    if (w->q.store->fmt == CACHE_JSON) {
+        rc = codec_bookmark_json(&obj, w->q.store->type->id, rv,
+                                 flags | CODEC_BOOKMARK_NULL_CREATION);
+        if (rc == 0 && !obj.err)
+            rc = codec_watch_event_json(&b, CODEC_EV_BOOKMARK, obj.data, obj.len);
+    } else {
+        rc = codec_bookmark_pb(&obj, w->q.store->type->id, rv, flags);
+        if (rc == 0 && !obj.err)
+            rc = codec_watch_event_pb(&b, CODEC_EV_BOOKMARK, obj.data, obj.len);
+    }
+    if (rc == 0 && !obj.err && !b.err && b.len)
         w->ops->write(w->sink, b.data, b.len, NULL);
+    codec_buf_free(&obj);
     codec_buf_free(&b);
 }
 

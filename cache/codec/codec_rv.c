@@ -75,7 +75,7 @@ static int meta_with_rv(struct codec_buf *b, struct codec_str meta, const char *
         rc = pbr_next(&r, &f);
         if (rc < 0)
             return rc;
-        if (rc == 0 || (!written && f.num >= 6)) {
+        if (!written && (rc == 0 || f.num >= 6)) {
             pbw_string(b, 6, rvs);
             written = true;
         }
