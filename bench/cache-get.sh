@@ -116,6 +116,14 @@ PY
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 : > $W/n; : > $W/k
+if [ -n "${PROFILE:-}" ]; then  # PROFILE=1: where kfront spends its time under this load
+  perf record -F 999 -g -p "$(cat $W/kfront.pid)" -o $W/perf.data -- sleep 4 >/dev/null 2>&1 &
+  perf_pid=$!
+  sleep 0.3; run_h2load $KF $N; wait $perf_pid
+  perf report -i $W/perf.data --no-children --sort dso --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -12
+  perf report -i $W/perf.data --children --sort sym --stdio -g none --dsos kfront 2>/dev/null | grep -E "^ +[0-9]" | head -40
+  exit 0
+fi
 for _ in $(seq "$ROUNDS"); do run_h2load $NG $N >> $W/n; run_h2load $KF $N >> $W/k; done
 run_h2load $SP $((N / 5)) > $W/s
 col() { cut -d' ' -f$2 $W/$1 | median; }
