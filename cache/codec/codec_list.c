@@ -55,8 +55,9 @@ int codec_list_parse_json(const char *json, size_t len, struct codec_list_page *
             items = i + 1;
         i = jskip(&d, i + 1);
     }
+    /* jeq matches strings only: null is a primitive, compared by its raw text */
     if (rc == 0 && items >= 0 && d.tok[items].type != JT_ARRAY &&
-        !(d.tok[items].type == JT_PRIMITIVE && jeq(&d, items, "null")))
+        !(d.tok[items].type == JT_PRIMITIVE && codec_str_eq(jraw(&d, items), "null")))
         rc = -EBADMSG;
     if (rc == 0 && items >= 0 && d.tok[items].type == JT_ARRAY) {
         int k = items + 1;
