@@ -45,8 +45,10 @@ int codec_list_parse_json(const char *json, size_t len, struct codec_list_page *
 
     memset(page, 0, sizeof(*page));
     rc = jdoc_parse(&d, json, len);
-    if (rc < 0)
+    if (rc < 0) {
+        jdoc_free(&d); /* a failed parse may hold its tokens */
         return rc;
+    }
     int n = d.tok[0].size, i = 1;
     for (int m = 0; m < n && rc == 0; m++) {
         if (jeq(&d, i, "metadata"))
@@ -125,8 +127,10 @@ int codec_status_code_json(const char *json, size_t len)
     struct jdoc d;
     int code = 0;
 
-    if (jdoc_parse(&d, json, len) < 0)
+    if (jdoc_parse(&d, json, len) < 0) {
+        jdoc_free(&d);
         return 0;
+    }
     int n = d.tok[0].size, i = 1;
     for (int m = 0; m < n; m++) {
         if (jeq(&d, i, "code") && d.tok[i + 1].type == JT_PRIMITIVE) {
