@@ -323,7 +323,8 @@ int store_replace(struct cache_store *s, struct cache_obj **objs, size_t n, uint
     bool first = atomic_load(&s->state) != STORE_READY;
     int rc;
 
-    qsort(objs, n, sizeof(*objs), cmp_key);
+    if (n) /* objs may be NULL for an empty list */
+        qsort(objs, n, sizeof(*objs), cmp_key);
     if (first) {
         pthread_rwlock_wrlock(&s->lock);
         for (size_t i = 0; i < n; i++)
@@ -339,7 +340,8 @@ int store_replace(struct cache_store *s, struct cache_obj **objs, size_t n, uint
     rc = diff_events(s, objs, n, rv, &evs, &n_evs);
     pthread_rwlock_unlock(&s->lock);
     if (rc == 0) {
-        qsort(evs, n_evs, sizeof(*evs), cmp_event_rv);
+        if (n_evs) /* evs is NULL when nothing changed */
+            qsort(evs, n_evs, sizeof(*evs), cmp_event_rv);
         struct cache_event *progress = cache_event_new(s->id, CODEC_EV_BOOKMARK, rv, NULL, NULL);
         store_publish(s, evs, n_evs);
         if (progress)
