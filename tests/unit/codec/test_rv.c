@@ -270,12 +270,13 @@ struct items {
 static int take_item(const char *item, size_t len, void *arg)
 {
     struct items *it = arg;
-    struct kf_arena *arena = kf_arena_new(2048);
+    struct kf_arena *arena;
     struct codec_meta m;
     int rc;
 
     if (it->fail_at >= 0 && (size_t)it->fail_at == it->n)
         return -ECANCELED;
+    arena = kf_arena_new(2048);
     rc = it->pb ? codec_meta_from_pb(item, len, it->kind, &m, arena)
                 : codec_meta_from_json(item, len, it->kind, &m, arena);
     cr_expect_eq(rc, 0, "item %zu does not parse", it->n);
