@@ -102,12 +102,15 @@ static int obj_index_fields(struct cache_obj *o, const struct codec_type *type)
     if (!o->meta.name.len || (type->namespaced && !o->meta.namespace_.len))
         return -EBADMSG;
     o->name = kf_arena_strndup(o->arena, o->meta.name.ptr, o->meta.name.len);
-    o->ns = kf_arena_strndup(o->arena, o->meta.namespace_.ptr, o->meta.namespace_.len);
+    /* a cluster-scoped object has no namespace slice at all (ptr NULL): memcpy must not see it */
+    o->ns = kf_arena_strndup(o->arena, o->meta.namespace_.len ? o->meta.namespace_.ptr : "",
+                             o->meta.namespace_.len);
     o->key = type->namespaced ? kf_arena_sprintf(o->arena, "%s/%s", o->ns, o->name)
                               : kf_arena_strdup(o->arena, o->name);
     if (type->id == CODEC_KIND_POD)
         codec_meta_field(&o->meta, "spec.nodeName", &node);
-    o->node_name = kf_arena_strndup(o->arena, node.ptr, node.len);
+    o->node_name =
+        kf_arena_strndup(o->arena, node.len ? node.ptr : "", node.len); /* unbound: NULL */
     if (!o->name || !o->ns || !o->key || !o->node_name)
         return -ENOMEM;
     if (!o->meta.rv_valid)

@@ -45,8 +45,10 @@ int codec_list_parse_json(const char *json, size_t len, struct codec_list_page *
 
     memset(page, 0, sizeof(*page));
     rc = jdoc_parse(&d, json, len);
-    if (rc < 0)
+    if (rc < 0) {
+        jdoc_free(&d); /* a failed parse may hold its tokens */
         return rc;
+    }
     int n = d.tok[0].size, i = 1;
     for (int m = 0; m < n && rc == 0; m++) {
         if (jeq(&d, i, "metadata"))
@@ -55,8 +57,9 @@ int codec_list_parse_json(const char *json, size_t len, struct codec_list_page *
             items = i + 1;
         i = jskip(&d, i + 1);
     }
+    /* jeq matches strings only: null is a primitive, compared by its raw text */
     if (rc == 0 && items >= 0 && d.tok[items].type != JT_ARRAY &&
-        !(d.tok[items].type == JT_PRIMITIVE && jeq(&d, items, "null")))
+        !(d.tok[items].type == JT_PRIMITIVE && codec_str_eq(jraw(&d, items), "null")))
         rc = -EBADMSG;
     if (rc == 0 && items >= 0 && d.tok[items].type == JT_ARRAY) {
         int k = items + 1;
@@ -124,8 +127,10 @@ int codec_status_code_json(const char *json, size_t len)
     struct jdoc d;
     int code = 0;
 
-    if (jdoc_parse(&d, json, len) < 0)
+    if (jdoc_parse(&d, json, len) < 0) {
+        jdoc_free(&d);
         return 0;
+    }
     int n = d.tok[0].size, i = 1;
     for (int m = 0; m < n; m++) {
         if (jeq(&d, i, "code") && d.tok[i + 1].type == JT_PRIMITIVE) {
