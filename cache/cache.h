@@ -92,6 +92,8 @@ void cache_metrics_write(struct cache *c, struct codec_buf *buf);
 
 /** The worker's view: its inbox and watches. On base's thread only. */
 struct cache_local *cache_local_new(struct cache *c, struct event_base *base);
+/** End every watch of the worker cleanly (drain: clients resume elsewhere); it stays usable. */
+void cache_local_end_watches(struct cache_local *l);
 /** Ends the worker's watches (sinks are told to end) and frees the local state. */
 void cache_local_free(struct cache_local *l);
 

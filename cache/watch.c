@@ -196,6 +196,18 @@ static void watch_finish(struct cache_watch *w, bool tell_sink, enum cache_end h
     local_reap_later(w->l);
 }
 
+void cache_local_end_watches(struct cache_local *l)
+{
+    struct kf_list *pos;
+
+    kf_list_for_each(pos, &l->watches)
+    {
+        struct cache_watch *w = kf_container_of(pos, struct cache_watch, all_link);
+        if (w->state != CW_DONE)
+            watch_finish(w, true, CACHE_END_OK);
+    }
+}
+
 void cache_watch_cancel(struct cache_watch *w)
 {
     watch_finish(w, false, CACHE_END_OK);

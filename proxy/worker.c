@@ -4,6 +4,7 @@
  * command queue, so nothing on the data path takes a lock.
  */
 #include "proxy/proxy_internal.h"
+#include "cache/cache.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -22,6 +23,10 @@ static void worker_run_cmd(struct px_worker *w, struct px_cmd *cmd)
         break;
     case PX_CMD_STOP_LISTENING:
         px_worker_stop_listening(w);
+        /* draining: cache watches end now, as the apiserver ends its watches at shutdown,
+         * so clients re-watch elsewhere instead of holding the drain to its deadline */
+        if (w->cache_local)
+            cache_local_end_watches(w->cache_local);
         break;
     case PX_CMD_CLOSE_ALL:
         px_tunnels_close_all(w);
