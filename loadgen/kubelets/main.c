@@ -41,7 +41,7 @@ struct node {
 
 static struct {
     const char *kubeconfig, *truth_kubeconfig, *truth_admin, *prefix, *report;
-    unsigned nodes, first, duration, kube_proxy_every;
+    unsigned nodes, first, duration, kube_proxy_every, progress_s;
     bool pb;
     struct event_base *base;
     struct kl_kubeconfig kc, tkc;
@@ -457,7 +457,7 @@ static void usage(FILE *out)
             "usage: loadgen kubelets --kubeconfig FILE --nodes N --duration SECONDS\n"
             "         [--first-node K (1)] [--node-prefix P (node-)] [--json]\n"
             "         [--kube-proxy-every M (50)] [--truth-kubeconfig FILE] [--truth-admin URL]\n"
-            "         [--report-json FILE]\n"
+            "         [--report-json FILE] [--progress SECONDS]\n"
             "       loadgen kubelets --write-policy FILE --nodes N [--first-node K]\n"
             "Node K authenticates with the bearer token node-token-<name>; --write-policy\n"
             "writes the kube-sim policy lines that make those tokens system:node:<name>.\n");
@@ -601,6 +601,27 @@ static void start_nodes(void)
     }
 }
 
+/* One line every --progress seconds: what the run has seen so far. */
+static void progress_cb(evutil_socket_t fd, short what, void *arg)
+{
+    static uint64_t last_events, last_us;
+    uint64_t now = kf_now_us();
+    struct kl_hist *h = &kl_stats.latency;
+    (void)fd;
+    (void)what;
+    (void)arg;
+    double p99 = kl_hist_pct(h, 0.99);
+    printf("loadgen: %5.0f s  watches %llu  events %llu (%.0f/s)  wrong %llu  latency p99 %.2f "
+           "ms\n",
+           (double)(now - g.started_us) / 1e6, (unsigned long long)kl_stats.watches_opened,
+           (unsigned long long)kl_stats.events,
+           last_us ? (double)(kl_stats.events - last_events) * 1e6 / (double)(now - last_us) : 0,
+           (unsigned long long)kl_stats.events_wrong, p99);
+    fflush(stdout);
+    last_events = kl_stats.events;
+    last_us = now;
+}
+
 int loadgen_kubelets_main(int argc, char **argv);
 int loadgen_kubelets_main(int argc, char **argv)
 {
@@ -622,6 +643,12 @@ int loadgen_kubelets_main(int argc, char **argv)
     if (g.truth_kubeconfig)
         truth_start();
     start_nodes();
+    if (g.progress_s) {
+        struct event *pe = event_new(g.base, -1, EV_PERSIST, progress_cb, NULL);
+        struct timeval ptv = {g.progress_s, 0};
+        if (pe)
+            event_add(pe, &ptv);
+    }
     end = evtimer_new(g.base, end_cb, NULL);
     tv.tv_sec = g.duration;
     tv.tv_usec = 0;
