@@ -569,8 +569,12 @@ bool px_l7_cache_try(struct px_worker *w, struct px_frontend *fe, struct px_requ
     if (rc == -ENOENT)
         return false;
     if (rc == KF_AGAIN) {
-        if (kind == L7C_GET || !px_l7_cache_reject_not_ready(w))
+        /* A watch forwarded now would stay on the apiserver for its whole life (minutes),
+         * defeating the fan-out: it gets the apiserver's own not-ready answer and retries. */
+        if (kind == L7C_GET || (kind == L7C_LIST && !px_l7_cache_reject_not_ready(w))) {
+            px_l7_cache_count(w, false);
             return false;
+        }
         reply_not_ready(preq, w, info);
         return true;
     }

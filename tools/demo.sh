@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The README's main command: installs what is missing, builds kfront and kube-sim, starts a
-# simulated cluster (kube-sim: 200 nodes, 6,000 pods, churn), runs kfront in L7 mode in front
-# of it (TLS, HTTP/2, front-proxy identity), and talks to it through kfront with kubectl.
-# Ctrl-C stops everything. Pass an apiserver kubeconfig? Not yet: see README.
+# The README's main command: installs what is missing, builds kfront, kube-sim and loadgen,
+# starts a simulated 1,000-node cluster with writes going on (kube-sim), runs kfront in L7 mode
+# with its watch cache in front of it (TLS, HTTP/2, front-proxy identity, SubjectAccessReview),
+# starts simulated kubelets (loadgen) through kfront, and prints a live view every 2 s:
+# watches clients hold vs watches kfront holds upstream, reads answered from the cache vs
+# forwarded, events delivered and their latency. kubectl works through it too (printed below).
+# Ctrl-C stops everything.
+#   bash tools/demo.sh                      # DEMO_KUBELETS=300 DEMO_SECONDS=0 (0: until Ctrl-C)
+#   APISERVER_KUBECONFIG=~/.kube/config bash tools/demo.sh   # a real cluster instead of kube-sim
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh >/dev/null
@@ -12,22 +17,33 @@ W=$(mktemp -d /tmp/kfront-demo-XXXX)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
-SIM=127.0.0.1:16551 KF=127.0.0.1:16443 ADMIN=127.0.0.1:16449
+trap 'exit 0' INT TERM
+SIM=127.0.0.1:16551 SIMADMIN=127.0.0.1:16552 KF=127.0.0.1:16443 ADMIN=127.0.0.1:16449
+KUBELETS=${DEMO_KUBELETS:-300}
+SECONDS_RUN=${DEMO_SECONDS:-0}
 
-build/loadgen/kube-sim/kube-sim --listen $SIM --cert-dir "$W/pki" --kubeconfig-out "$W/sim.kubeconfig" \
-  --nodes 200 --pods 6000 --configmaps 1000 --secrets 1000 --churn 20 2>"$W/kube-sim.log" &
+build/loadgen/loadgen kubelets --write-policy "$W/policy" --nodes "$KUBELETS"
+echo "allow user=system:kfront verbs=* resources=*" >> "$W/policy"
+echo "starting kube-sim: 1,000 nodes, 25,000 pods, 15,000 configmaps, 200 writes/s ..."
+build/loadgen/kube-sim/kube-sim --listen $SIM --admin-listen $SIMADMIN --cert-dir "$W/pki" \
+  --kubeconfig-out "$W/sim.kubeconfig" --policy "$W/policy" \
+  --nodes 1000 --pods 25000 --configmaps 15000 --secrets 5000 --churn 200 \
+  > "$W/kube-sim.out" 2> "$W/kube-sim.log" &
 pids+=($!)
-for _ in $(seq 100); do [ -s "$W/sim.kubeconfig" ] && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q "kube-sim ready" "$W/kube-sim.out" 2>/dev/null && break; sleep 0.1; done
 
 cat > "$W/kfront.yaml" <<YAML
 apiVersion: kfront.io/v1alpha1
 kind: KfrontConfiguration
+logLevel: warn
 admin:
   listen: $ADMIN
 identity:
   mode: front-proxy
   proxyClientCertFile: $W/pki/front-proxy-client.crt
   proxyClientKeyFile: $W/pki/front-proxy-client.key
+cache:
+  enabled: true            # LIST/GET/WATCH answered from memory, authorized by SubjectAccessReview
 frontends:
   - name: kube-apiserver
     listen: ["$KF"]
@@ -41,15 +57,33 @@ backends:
     servers:
       - {name: sim-1, address: "$SIM"}
 YAML
-build/proxy/kfront --config "$W/kfront.yaml" 2>"$W/kfront.log" &
+build/proxy/kfront --config "$W/kfront.yaml" 2> "$W/kfront.log" &
 pids+=($!)
 sed "s#https://$SIM#https://$KF#" "$W/sim.kubeconfig" > "$W/kfront.kubeconfig"
-for _ in $(seq 100); do curl -sf http://$ADMIN/readyz >/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do
+  curl -s "http://$ADMIN/metrics" | grep -q 'kfront_cache_objects{resource="pods",format="json"} [1-9]' && break
+  sleep 0.1
+done
 export KUBECONFIG="$W/kfront.kubeconfig"
-echo "--- kubectl through kfront (https://$KF) to kube-sim (https://$SIM):"
-kubectl get nodes | sed -n 1,5p
-kubectl get pods -A | sed -n 1,5p
-echo "--- kfront's view (/metrics):"
-curl -s http://$ADMIN/metrics | grep -E '^kfront_http_requests_total|^kfront_backend_up'
-echo "--- try it: KUBECONFIG=$W/kfront.kubeconfig kubectl get pods -w   (Ctrl-C stops the demo)"
-wait "${pids[-1]}"
+echo "--- kubectl through kfront (https://$KF):"
+kubectl get nodes 2>&1 | sed -n 1,4p || true
+echo "--- $KUBELETS simulated kubelets (HTTP/2, TLS, protobuf, node tokens) through kfront:"
+build/loadgen/loadgen kubelets --kubeconfig "$W/kfront.kubeconfig" --nodes "$KUBELETS" \
+  --duration "${SECONDS_RUN/#0/100000000}" --truth-kubeconfig "$W/sim.kubeconfig" \
+  --truth-admin "http://$SIMADMIN" --progress 2 > "$W/loadgen.out" 2>&1 &
+pids+=($!)
+metric() { awk -v m="$1" 'index($0, m) == 1 {s += $NF} END {printf "%d", s}' "$W/metrics"; }
+sim_watches() { curl -s "http://$SIMADMIN/stats" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("watches", "?"))' 2>/dev/null || echo "?"; }
+echo "(apiserver watches: what kube-sim serves, kfront's reflectors plus loadgen's 6 reference watches)"
+printf "%8s %15s %18s %12s %10s   %s\n" time "client watches" "apiserver watches" "cache reads" "forwarded" "loadgen"
+start=$(date +%s)
+while kill -0 "${pids[-1]}" 2>/dev/null; do
+  sleep 2
+  curl -s "http://$ADMIN/metrics" > "$W/metrics" || continue
+  printf "%7ss %15s %18s %12s %10s   %s\n" $(( $(date +%s) - start )) \
+    "$(metric 'kfront_cache_watches ')" "$(sim_watches)" \
+    "$(metric 'kfront_cache_requests_total{result="served"}')" \
+    "$(metric 'kfront_cache_requests_total{result="forwarded"}')" \
+    "$(tail -1 "$W/loadgen.out" | sed 's/^loadgen: *//')"
+done
+cat "$W/loadgen.out" | grep -v "^loadgen: " || true

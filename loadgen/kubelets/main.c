@@ -496,6 +496,7 @@ static int parse_args(int argc, char **argv, const char **policy)
                                          {"report-json", required_argument, NULL, 'r'},
                                          {"write-policy", required_argument, NULL, 'w'},
                                          {"help", no_argument, NULL, 'h'},
+                                         {"progress", required_argument, NULL, 'g'},
                                          {NULL, 0, NULL, 0}};
     int c;
 
@@ -537,6 +538,9 @@ static int parse_args(int argc, char **argv, const char **policy)
             break;
         case 'w':
             *policy = optarg;
+            break;
+        case 'g':
+            g.progress_s = (unsigned)strtoul(optarg, NULL, 10);
             break;
         case 'h':
             usage(stdout);
