@@ -450,3 +450,8 @@ const char *lb_server_label(const struct lb_server *s)
 {
     return s->label;
 }
+
+const char *lb_server_host(const struct lb_server *s)
+{
+    return s->host;
+}

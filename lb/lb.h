@@ -95,6 +95,11 @@ void lb_server_add_bytes(struct lb_server *server, uint64_t to_server, uint64_t 
 const struct sockaddr *lb_server_addr(const struct lb_server *server, socklen_t *len);
 /** "backend/server" for logs. */
 const char *lb_server_label(const struct lb_server *server);
+/** The server's host (address without port): the TLS name to verify by default. */
+const char *lb_server_host(const struct lb_server *server);
+/** Set SNI and, when verify, the name the server's certificate must carry (host or IP). */
+struct ssl_st;
+int lb_tls_set_peer_name(struct ssl_st *ssl, const char *name, bool verify);
 enum lb_health lb_server_health(const struct lb_server *server);
 /** True when the server may take new connections (healthy, active, weight > 0). */
 bool lb_server_eligible(const struct lb_server *server);

@@ -164,7 +164,6 @@ void lb_check_tls_end(struct lb_check *c);
  * Name the peer of ssl: SNI (not for an IP literal, per RFC 6066) and, when
  * verify, the name or IP address its certificate must carry.
  */
-int lb_tls_set_peer_name(struct ssl_st *ssl, const char *name, bool verify);
 /** Describe the first queued OpenSSL error (and clear the queue) into err. */
 void lb_tls_error_string(char *err, size_t size, const char *what);
 

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "proxy/l7_cache.h"
+#include "proxy/l7_upgrade.h"
 #include "proxy/reqinfo.h"
 
 #define L7_MAX_HEADERS 128
@@ -238,8 +239,7 @@ void px_l7_forward(struct px_worker *w, struct px_frontend *fe, struct px_reques
         return;
     }
     if (px_request_is_upgrade(preq)) {
-        l7_reject(w, preq, &info, 501, "NotImplemented",
-                  "kfront does not tunnel protocol upgrades (exec, attach, port-forward) yet");
+        px_l7_upgrade(w, b, preq, &info); /* exec, attach, port-forward */
         return;
     }
     struct l7_req *r = calloc(1, sizeof(*r));

@@ -41,6 +41,31 @@ class EchoBackend:
                         "headers": {k.lower(): v for k, v in self.headers.items()},
                         "groups": self.headers.get_all("X-Remote-Group") or []}
                 backend.seen.append(info)
+                if self.headers.get("Upgrade") and self.path.startswith("/deny"):
+                    out = b'{"kind":"Status","code":403}\n'
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
+                if self.headers.get("Upgrade"):
+                    # an exec-like stream: 101, a greeting, then every byte echoed back
+                    self.send_response(101)
+                    self.send_header("Upgrade", self.headers["Upgrade"])
+                    self.send_header("Connection", "Upgrade")
+                    self.send_header("X-Seen-User", self.headers.get("X-Remote-User", ""))
+                    self.end_headers()
+                    self.wfile.flush()
+                    self.wfile.write(b"hello from the apiserver\n")
+                    self.wfile.flush()
+                    while True:
+                        data = self.connection.recv(65536)
+                        if not data:
+                            break
+                        self.connection.sendall(data)
+                    self.close_connection = True
+                    return
                 if self.path.startswith("/stream"):
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
@@ -247,6 +272,58 @@ def test_mode_http_from_apiserver_style_flags():
                               "--listen", f"127.0.0.1:{port}", "--upstream", b.address, "--check"],
                              capture_output=True, text=True, timeout=10)
         assert out.returncode == 1 and "tls.certFile" in out.stderr, out.stderr
+
+
+def upgrade_request(env, path):
+    """A raw HTTP/1.1 upgrade over TLS with alice's certificate: the socket and the answer head."""
+    ctx = ssl.create_default_context(cafile=env.pki.ca[0])
+    ctx.load_cert_chain(*env.pki.alice)
+    ctx.set_alpn_protocols(["http/1.1"])
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", env.port), timeout=10),
+                           server_hostname="localhost")
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n"
+                  "Upgrade: websocket\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n"
+                  "X-Remote-User: system:admin\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, head
+        head += chunk
+    head, _, rest = head.partition(b"\r\n\r\n")
+    return sock, head.decode(), rest
+
+
+def test_upgrade_tunnels_exec_and_relays_refusals():
+    with tmpdir() as d:
+        env = Env(d, n=1)
+        try:
+            sock, head, rest = upgrade_request(env, "/api/v1/namespaces/demo/pods/p/exec?command=sh")
+            assert head.startswith("HTTP/1.1 101"), head
+            assert "upgrade: websocket" in head.lower(), head
+            assert "x-seen-user: alice" in head.lower(), head  # kfront vouched, forgery dropped
+            while b"hello from the apiserver\n" not in rest:
+                rest += sock.recv(4096)
+            for msg in (b"ls\n", b"x" * 200000):  # both ways, more than one TLS record
+                sock.sendall(msg)
+                want, got = msg, b""
+                while len(got) < len(want):
+                    chunk = sock.recv(65536)
+                    assert chunk, got[:100]
+                    got += chunk
+                assert got == want
+            sock.close()
+            seen = [x for x in env.backends[0].seen if "/exec" in x["path"]][-1]
+            assert seen["client_cert"] == "front-proxy-client"
+            assert seen["headers"]["upgrade"] == "websocket"
+            # a refusal comes back as the apiserver wrote it
+            sock, head, rest = upgrade_request(env, "/deny/exec")
+            assert head.startswith("HTTP/1.1 403"), head
+            sock.close()
+            # and kfront keeps serving
+            body, status = curl(env.pki, env.url + "/api")
+            assert status == "200 2", status
+        finally:
+            env.close()
 
 
 if __name__ == "__main__":
