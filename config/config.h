@@ -302,6 +302,20 @@ const char *config_server_state_name(enum config_server_state state);
 const char *config_identity_mode_name(enum config_identity_mode mode);
 const char *config_cache_not_ready_name(enum config_cache_not_ready v);
 
+/** What a kubeconfig's current context says about reaching its cluster. */
+struct config_kubeconfig {
+    const char *server;           /* "https://host:port" */
+    struct config_tls_client tls; /* files, inline PEM (*-data), token */
+};
+
+/**
+ * Read path's current context (the first entry of each list when there is no
+ * current-context). Strings live in arena. On error returns -errno / -EINVAL
+ * with "file[:line:column]: what" in err.
+ */
+int config_kubeconfig_load(const char *path, struct kf_arena *arena, struct config_kubeconfig *kc,
+                           char *err, size_t errlen);
+
 /** The resources cached when the config names none (what kubelets and kube-proxy watch). */
 extern const char *const config_cache_default_resources[];
 extern const size_t config_cache_n_default_resources;

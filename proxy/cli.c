@@ -41,6 +41,7 @@ enum {
     OPT_PROXY_KEY,
     OPT_GOAWAY,
     OPT_CACHE,
+    OPT_UPSTREAM_KUBECONFIG,
     OPT_CACHE_RESOURCES,
 };
 
@@ -74,6 +75,7 @@ static const struct option options[] = {
     {"proxy-client-key-file", required_argument, NULL, OPT_PROXY_KEY},
     {"goaway-chance", required_argument, NULL, OPT_GOAWAY},
     {"cache", required_argument, NULL, OPT_CACHE},
+    {"upstream-kubeconfig", required_argument, NULL, OPT_UPSTREAM_KUBECONFIG},
     {"cache-resources", required_argument, NULL, OPT_CACHE_RESOURCES},
     {NULL, 0, NULL, 0},
 };
@@ -103,6 +105,7 @@ void px_cli_usage(FILE *out)
           "  --tls-private-key-file F  its key (default: in the certificate file)\n"
           "  --client-ca-file FILE     verify client certificates (users: CN, groups: O)\n"
           "  --upstream-ca-file FILE   CA that verifies the apiservers\n"
+          "  --upstream-kubeconfig F   how to reach and trust them (CA, client cert, server)\n"
           "  --identity-mode MODE      front-proxy (default) | impersonate | passthrough\n"
           "  --proxy-client-cert-file  front-proxy client certificate (front-proxy mode)\n"
           "  --proxy-client-key-file   its key\n"
@@ -288,6 +291,9 @@ static int handle_http_option(struct px_cli *cli, int opt, const char *arg)
         return 0;
     case OPT_UPSTREAM_CA:
         cli->upstream_ca_file = arg;
+        return 0;
+    case OPT_UPSTREAM_KUBECONFIG:
+        cli->upstream_kubeconfig = arg;
         return 0;
     case OPT_PROXY_CERT:
         cli->proxy_client_cert_file = arg;

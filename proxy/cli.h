@@ -31,6 +31,7 @@ struct px_cli {
     /* mode http, named like the apiserver's flags */
     enum config_mode mode;
     const char *tls_cert_file, *tls_key_file, *client_ca_file, *upstream_ca_file;
+    const char *upstream_kubeconfig;
     const char *proxy_client_cert_file, *proxy_client_key_file;
     enum config_identity_mode identity_mode;
     uint32_t goaway_chance_ppm;

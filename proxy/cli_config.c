@@ -21,6 +21,40 @@ static void flags_http(const struct px_cli *cli, struct config *cfg, struct conf
     cfg->identity.proxy_client_key_file = cli->proxy_client_key_file;
 }
 
+/*
+ * --upstream-kubeconfig: how to reach and trust the apiservers (CA, client certificate,
+ * tls-server-name), and the server itself when no --upstream names one.
+ */
+static int upstream_from_kubeconfig(const struct px_cli *cli, struct config *cfg,
+                                    struct config_backend *be)
+{
+    struct config_kubeconfig kc;
+    char err[512];
+
+    if (config_kubeconfig_load(cli->upstream_kubeconfig, cfg->arena, &kc, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kfront: --upstream-kubeconfig: %s\n", err);
+        return -EINVAL;
+    }
+    if (cli->upstream_ca_file)
+        kc.tls.ca_file = cli->upstream_ca_file;
+    be->upstream_tls = kc.tls;
+    if (be->n_servers)
+        return 0;
+    const char *hostport = kc.server + strlen("https://");
+    struct config_server *srv = kf_arena_alloc(cfg->arena, sizeof(*srv));
+    if (!srv)
+        return -ENOMEM;
+    *srv = (struct config_server){
+        .name = "apiserver-1",
+        .address = kf_arena_strndup(cfg->arena, hostport, strcspn(hostport, "/")),
+        .weight = 1,
+        .check = be->check.type != CONFIG_CHECK_NONE,
+        .state = CONFIG_SERVER_ACTIVE};
+    be->servers = srv;
+    be->n_servers = 1;
+    return srv->address ? 0 : -ENOMEM;
+}
+
 static int flags_config(const struct px_cli *cli, struct config **out)
 {
     struct config *cfg = config_new_default();
@@ -76,6 +110,10 @@ static int flags_config(const struct px_cli *cli, struct config **out)
     be->servers = servers;
     be->n_servers = n_servers;
     flags_http(cli, cfg, fe, be);
+    if (cli->upstream_kubeconfig && upstream_from_kubeconfig(cli, cfg, be) < 0) {
+        config_free(cfg);
+        return -EINVAL;
+    }
     cfg->frontends = fe;
     cfg->n_frontends = 1;
     cfg->backends = be;

@@ -10,130 +10,10 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <yaml.h>
 
 #include "config/config.h"
 
 struct kl_stats kl_stats;
-
-/* ---- kubeconfig ------------------------------------------------------------------------- */
-
-static char *b64_decode(const char *in)
-{
-    size_t len = strlen(in), cap = len / 4 * 3 + 4;
-    unsigned char *out = malloc(cap + 1);
-    int n;
-
-    if (!out)
-        return NULL;
-    n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-    if (n < 0) {
-        free(out);
-        return NULL;
-    }
-    while (n > 0 && len > 0 && in[len - 1] == '=') { /* EVP_DecodeBlock counts padding */
-        n--;
-        len--;
-    }
-    out[n] = '\0';
-    return (char *)out;
-}
-
-/*
- * The first value of each key the client needs, wherever it is: kube-sim's and
- * kubeadm's kubeconfigs have one cluster and one user. A file with several
- * contexts is read as its first cluster and first user (documented limit).
- */
-static void take(struct kl_kubeconfig *kc, const char *key, const char *value)
-{
-    struct {
-        const char *key;
-        char **dst;
-        bool b64;
-    } map[] = {
-        {"server", &kc->server, false},
-        {"certificate-authority-data", &kc->ca_pem, true},
-        {"certificate-authority", &kc->ca_file, false},
-        {"client-certificate-data", &kc->cert_pem, true},
-        {"client-certificate", &kc->cert_file, false},
-        {"client-key-data", &kc->key_pem, true},
-        {"client-key", &kc->key_file, false},
-        {"token", &kc->token, false},
-    };
-    for (size_t i = 0; i < KF_ARRAY_SIZE(map); i++)
-        if (strcmp(key, map[i].key) == 0 && !*map[i].dst)
-            *map[i].dst = map[i].b64 ? b64_decode(value) : strdup(value);
-}
-
-int kl_kubeconfig_load(const char *path, struct kl_kubeconfig *kc, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    yaml_parser_t p;
-    yaml_event_t ev;
-    char key[128] = "";
-    bool expect_value = false;
-    int depth_kind[64] = {0}, depth = 0, rc = 0;
-
-    memset(kc, 0, sizeof(*kc));
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -errno;
-    }
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_file(&p, f);
-    for (;;) {
-        if (!yaml_parser_parse(&p, &ev)) {
-            snprintf(err, errlen, "%s:%zu:%zu: %s", path, p.problem_mark.line + 1,
-                     p.problem_mark.column + 1, p.problem ? p.problem : "bad YAML");
-            rc = -EINVAL;
-            break;
-        }
-        if (ev.type == YAML_STREAM_END_EVENT) {
-            yaml_event_delete(&ev);
-            break;
-        }
-        if (ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_SEQUENCE_START_EVENT) {
-            if (depth < 63)
-                depth_kind[++depth] = ev.type == YAML_MAPPING_START_EVENT;
-            expect_value = false;
-        } else if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT) {
-            depth = depth > 0 ? depth - 1 : 0;
-            expect_value = false;
-        } else if (ev.type == YAML_SCALAR_EVENT && depth_kind[depth]) {
-            const char *v = (const char *)ev.data.scalar.value;
-            if (expect_value) {
-                take(kc, key, v);
-                expect_value = false;
-            } else {
-                snprintf(key, sizeof(key), "%s", v);
-                expect_value = true;
-            }
-        }
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    fclose(f);
-    if (rc == 0 && (!kc->server || strncmp(kc->server, "https://", 8) != 0)) {
-        snprintf(err, errlen, "%s: no https:// server in the kubeconfig", path);
-        rc = -EINVAL;
-    }
-    if (rc < 0)
-        kl_kubeconfig_free(kc);
-    return rc;
-}
-
-void kl_kubeconfig_free(struct kl_kubeconfig *kc)
-{
-    free(kc->server);
-    free(kc->ca_pem);
-    free(kc->cert_pem);
-    free(kc->key_pem);
-    free(kc->ca_file);
-    free(kc->cert_file);
-    free(kc->key_file);
-    free(kc->token);
-    memset(kc, 0, sizeof(*kc));
-}
 
 /* ---- TLS ------------------------------------------------------------------------------------ */
 
@@ -169,9 +49,10 @@ static int use_cert_pem(SSL_CTX *ctx, const char *cert, const char *key)
     return rc;
 }
 
-struct ssl_ctx_st *kl_tls_ctx(const struct kl_kubeconfig *kc, bool with_cert, char *err,
+struct ssl_ctx_st *kl_tls_ctx(const struct config_kubeconfig *kc, bool with_cert, char *err,
                               size_t errlen)
 {
+    const struct config_tls_client *t = &kc->tls;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     int rc = 0;
 
@@ -179,17 +60,19 @@ struct ssl_ctx_st *kl_tls_ctx(const struct kl_kubeconfig *kc, bool with_cert, ch
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (kc->ca_pem)
-        rc = add_ca_pem(ctx, kc->ca_pem);
-    else if (kc->ca_file)
-        rc = SSL_CTX_load_verify_locations(ctx, kc->ca_file, NULL) == 1 ? 0 : -EINVAL;
+    if (t->insecure_skip_verify)
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (t->ca_pem)
+        rc = add_ca_pem(ctx, t->ca_pem);
+    else if (t->ca_file)
+        rc = SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL) == 1 ? 0 : -EINVAL;
     else
         SSL_CTX_set_default_verify_paths(ctx);
-    if (rc == 0 && with_cert && kc->cert_pem && kc->key_pem)
-        rc = use_cert_pem(ctx, kc->cert_pem, kc->key_pem);
-    else if (rc == 0 && with_cert && kc->cert_file && kc->key_file)
-        rc = SSL_CTX_use_certificate_chain_file(ctx, kc->cert_file) == 1 &&
-                     SSL_CTX_use_PrivateKey_file(ctx, kc->key_file, SSL_FILETYPE_PEM) == 1
+    if (rc == 0 && with_cert && t->cert_pem && t->key_pem)
+        rc = use_cert_pem(ctx, t->cert_pem, t->key_pem);
+    else if (rc == 0 && with_cert && t->cert_file && t->key_file)
+        rc = SSL_CTX_use_certificate_chain_file(ctx, t->cert_file) == 1 &&
+                     SSL_CTX_use_PrivateKey_file(ctx, t->key_file, SSL_FILETYPE_PEM) == 1
                  ? 0
                  : -EINVAL;
     if (rc < 0) {

@@ -12,17 +12,10 @@
 struct event_base;
 struct ssl_ctx_st;
 
-/* The parts of a kubeconfig a client needs (current context's cluster and user). */
-struct kl_kubeconfig {
-    char *server;                      /* https://host:port */
-    char *ca_pem, *cert_pem, *key_pem; /* decoded PEM, or NULL */
-    char *ca_file, *cert_file, *key_file;
-    char *token;
-};
-int kl_kubeconfig_load(const char *path, struct kl_kubeconfig *kc, char *err, size_t errlen);
-void kl_kubeconfig_free(struct kl_kubeconfig *kc);
+#include "config/config.h"
+
 /* A client TLS context from kc (CA, and the client certificate when with_cert). */
-struct ssl_ctx_st *kl_tls_ctx(const struct kl_kubeconfig *kc, bool with_cert, char *err,
+struct ssl_ctx_st *kl_tls_ctx(const struct config_kubeconfig *kc, bool with_cert, char *err,
                               size_t errlen);
 
 /* An HTTP/2 endpoint: its own connection(s) to one server. */

@@ -44,7 +44,8 @@ static struct {
     unsigned nodes, first, duration, kube_proxy_every, progress_s;
     bool pb;
     struct event_base *base;
-    struct kl_kubeconfig kc, tkc;
+    struct kf_arena *arena;
+    struct config_kubeconfig kc, tkc;
     struct ssl_ctx_st *tls, *ttls;
     struct node *n;
     struct kl_endpoint truth;
@@ -560,13 +561,14 @@ static int setup(void)
 {
     char err[256];
 
-    if (kl_kubeconfig_load(g.kubeconfig, &g.kc, err, sizeof(err)) < 0 ||
+    g.arena = kf_arena_new(4096);
+    if (!g.arena || config_kubeconfig_load(g.kubeconfig, g.arena, &g.kc, err, sizeof(err)) < 0 ||
         !(g.tls = kl_tls_ctx(&g.kc, false, err, sizeof(err)))) {
         fprintf(stderr, "loadgen: %s\n", err);
         return -EINVAL;
     }
     if (g.truth_kubeconfig &&
-        (kl_kubeconfig_load(g.truth_kubeconfig, &g.tkc, err, sizeof(err)) < 0 ||
+        (config_kubeconfig_load(g.truth_kubeconfig, g.arena, &g.tkc, err, sizeof(err)) < 0 ||
          !(g.ttls = kl_tls_ctx(&g.tkc, true, err, sizeof(err))) ||
          kl_endpoint_open(&g.truth, g.base, g.tkc.server, g.ttls, 2) < 0)) {
         fprintf(stderr, "loadgen: truth: %s\n", err);

@@ -23,11 +23,14 @@ os.environ["KUBE_SIM"] = KUBE_SIM
 class Env:
     """kube-sim, kfront (mode http) in front of it, and a kubeconfig that points at kfront."""
 
-    def __init__(self, **sim):
+    def __init__(self, flags=False, **sim):
         self.sim = ksim.KubeSim(users=("alice=dev",), **sim)
         c = self.sim.certs
         self.port, admin = free_port(), f"127.0.0.1:{free_port()}"
         path = os.path.join(self.sim.dir, "kfront.yaml")
+        if flags:
+            self._start_from_flags(c, admin)
+            return
         with open(path, "w") as f:
             f.write(f"""apiVersion: kfront.io/v1alpha1
 kind: KfrontConfiguration
@@ -52,6 +55,10 @@ backends:
       - {{name: sim-1, address: "127.0.0.1:{self.sim.port}"}}
 """)
         self.kf = Kfront(["--config", path], admin=admin)
+        self._ready()
+
+    def _ready(self):
+        """Wait for kube-sim to be seen up; write a kubeconfig that points at kfront."""
         wait_for(lambda: self.kf.metric("kfront_backend_up") == 1, 10, "kube-sim up")
         self.url = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = os.path.join(self.sim.dir, "kfront.kubeconfig")
@@ -59,6 +66,18 @@ backends:
             text = f.read()
         with open(self.kubeconfig, "w") as f:
             f.write(text.replace(self.sim.url, self.url))
+
+    def _start_from_flags(self, c, admin):
+        """Only apiserver-style flags and the apiserver's kubeconfig: no configuration file."""
+        self.kf = Kfront(["--mode", "http", "--listen", f"127.0.0.1:{self.port}",
+                          "--upstream-kubeconfig", self.sim.kubeconfig,
+                          "--tls-cert-file", f"{c}/apiserver.crt",
+                          "--tls-private-key-file", f"{c}/apiserver.key",
+                          "--client-ca-file", f"{c}/ca.crt",
+                          "--proxy-client-cert-file", f"{c}/front-proxy-client.crt",
+                          "--proxy-client-key-file", f"{c}/front-proxy-client.key",
+                          "--health-check", "tls", "--admin-listen", admin], admin=admin)
+        self._ready()
 
     def kubectl(self, *args, check=True, timeout=30):
         out = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig] + list(args),
@@ -105,6 +124,21 @@ def test_kubectl_get_apply_label_delete_through_kfront():
         out = env.kubectl("get", "configmap", "through-kfront", "-n", "default", check=False)
         assert out.returncode != 0 and "NotFound" in out.stderr, out.stderr
         assert env.kf.metric('kfront_http_requests_total{verb="create",resource="configmaps",code="201"}') >= 1
+    finally:
+        env.close()
+
+
+def test_upstream_from_the_apiservers_kubeconfig():
+    """kfront --mode http --upstream-kubeconfig: server, CA (inline data) from the kubeconfig."""
+    if not shutil.which("kubectl"):
+        print("kubectl not installed: skipped")
+        return
+    env = Env(flags=True)
+    try:
+        nodes = env.kubectl("get", "nodes", "-o", "name").stdout.split()
+        assert len(nodes) == 6, nodes
+        code, body = env.curl("/api/v1/namespaces/default/pods", cert="user-alice")
+        assert code == 403 and b'User \\"alice\\"' in body, (code, body[:300])
     finally:
         env.close()
 
