@@ -390,6 +390,22 @@ int codec_list_parse_pb(const void *buf, size_t len, struct codec_list_page *pag
 int codec_status_code_json(const char *json, size_t len);
 int codec_status_code_pb(const void *buf, size_t len);
 
+/* ---- continue tokens -------------------------------------------------------------------- */
+
+/**
+ * Append the apiserver's continue token for a page ending at last_key (relative to
+ * the list's prefix) of the state at rv (-1: "continue at the latest state", used in
+ * the 410 of an expired token).
+ */
+int codec_continue_encode(struct codec_buf *out, int64_t rv, const char *last_key);
+/**
+ * Decode a continue token: its rv, its start key (in arena) and whether the key
+ * itself is excluded. -EINVAL with the apiserver's text after "invalid continue
+ * token: " in err; -ENOMEM.
+ */
+int codec_continue_decode(const char *token, struct kf_arena *arena, int64_t *rv, char **start,
+                          bool *after, char *err, size_t errlen);
+
 /* ---- the same object at another resourceVersion --------------------------------------- */
 
 /**

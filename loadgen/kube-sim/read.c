@@ -5,6 +5,7 @@
  * 150,000-pod list never blocks the loop nor buffers more than a few MB.
  */
 #include "loadgen/kube-sim/kube_sim.h"
+#include "cache/codec/codec.h"
 #include "proxy/http/http.h"
 
 #include <errno.h>
@@ -141,133 +142,24 @@ void ks_handle_get(struct ks_req *r)
     ks_reply_obj(r, 200, o);
 }
 
-/* ---- continue tokens ------------------------------------------------------------------------- */
+/* ---- continue tokens (the codec's, shared with kfront) ------------------------------------ */
 
 char *ks_continue_encode(struct kf_arena *a, uint64_t rv, int64_t rv_signed, const char *start)
 {
-    struct ks_sb json;
+    struct codec_buf b;
     char *out = NULL;
 
-    ks_sb_init(&json, 128);
-    ks_sb_adds(&json, "{\"v\":\"meta.k8s.io/v1\",\"rv\":");
-    if (rv_signed < 0)
-        ks_sb_i64(&json, rv_signed);
-    else
-        ks_sb_u64(&json, rv);
-    ks_sb_adds(&json, ",\"start\":");
-    /* the start key is the last key + "\0", escaped by Go as \u0000 */
-    size_t n = strlen(start);
-    char *key = kf_arena_alloc(a, n + 2);
-    if (key) {
-        memcpy(key, start, n);
-        key[n] = '\0';
-        ks_sb_json_str(&json, key, n + 1);
-    }
-    ks_sb_addc(&json, '}');
-    if (!json.err && key) {
-        out = kf_arena_alloc(a, 4 * ((json.len + 2) / 3) + 1);
-        if (out) {
-            int len = EVP_EncodeBlock((unsigned char *)out, (unsigned char *)json.p, (int)json.len);
-            /* base64.RawURLEncoding: URL alphabet, no padding */
-            while (len > 0 && out[len - 1] == '=')
-                out[--len] = '\0';
-            for (int i = 0; i < len; i++)
-                out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-        }
-    }
-    ks_sb_free(&json);
+    codec_buf_init(&b);
+    if (codec_continue_encode(&b, rv_signed < 0 ? rv_signed : (int64_t)rv, start) == 0)
+        out = kf_arena_strndup(a, b.data, b.len);
+    codec_buf_free(&b);
     return out;
 }
 
-static int b64url_decode(struct kf_arena *a, const char *in, char **out, size_t *out_len)
-{
-    size_t n = strlen(in);
-    char *std = kf_arena_alloc(a, n + 4);
-    char *raw = kf_arena_alloc(a, n + 4);
-
-    if (!std || !raw)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        if (c == '-')
-            c = '+';
-        else if (c == '_')
-            c = '/';
-        else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
-            return -(int)(i + 1); /* illegal byte at i */
-        std[i] = c;
-    }
-    if (n % 4 == 1)
-        return -(int)(n + 1);
-    size_t padded = n;
-    while (padded % 4)
-        std[padded++] = '=';
-    std[padded] = '\0';
-    int len = EVP_DecodeBlock((unsigned char *)raw, (unsigned char *)std, (int)padded);
-    if (len < 0)
-        return -1;
-    len -= (int)(padded - n);
-    raw[len] = '\0';
-    *out = raw;
-    *out_len = (size_t)len;
-    return 0;
-}
-
-/*
- * Decode a continue token into the start key (relative to the list's
- * prefix) and rv (-1: continue at the latest state). On error fills err
- * with what follows "invalid continue token: ".
- */
 int ks_continue_decode(struct kf_arena *a, const char *token, char **start, bool *after,
                        int64_t *rv, char *err, size_t errlen)
 {
-    char *raw = NULL;
-    size_t len = 0;
-    struct ks_json *j;
-    char perr[160];
-    int rc = b64url_decode(a, token, &raw, &len);
-
-    if (rc < 0) {
-        snprintf(err, errlen, "continue key is not valid: illegal base64 data at input byte %d",
-                 rc == -1 ? 0 : -rc - 1);
-        return -EINVAL;
-    }
-    if (ks_json_parse(a, raw, len, &j, perr, sizeof(perr)) < 0 || j->t != KS_J_OBJ) {
-        snprintf(err, errlen, "continue key is not valid: %s",
-                 perr[0] ? perr : "json: cannot unmarshal into continueToken");
-        return -EINVAL;
-    }
-    const char *v = ks_json_get_str(j, "v");
-    const struct ks_json *jrv = ks_json_get(j, "rv");
-    const struct ks_json *js = ks_json_get(j, "start");
-    const char *s = js && js->t == KS_J_STR ? js->s : NULL;
-    if (!v || strcmp(v, "meta.k8s.io/v1") != 0) {
-        snprintf(err, errlen,
-                 "continue key is not valid: server does not recognize this encoded "
-                 "version");
-        return -EINVAL;
-    }
-    *rv = jrv && jrv->t == KS_J_NUM ? strtoll(jrv->s, NULL, 10) : 0;
-    if (*rv == 0) {
-        snprintf(err, errlen,
-                 "continue key is not valid: incorrect encoded start resourceVersion "
-                 "(version meta.k8s.io/v1)");
-        return -EINVAL;
-    }
-    if (!s || !s[0]) {
-        snprintf(err, errlen,
-                 "continue key is not valid: encoded start key empty (version "
-                 "meta.k8s.io/v1)");
-        return -EINVAL;
-    }
-    if (strstr(s, "..") || s[0] == '/') {
-        snprintf(err, errlen, "continue key is not valid: %s", s);
-        return -EINVAL;
-    }
-    /* "key\u0000" (what we hand out) means: the keys after key */
-    *after = js->n == strlen(s) + 1;
-    *start = (char *)s;
-    return 0;
+    return codec_continue_decode(token, a, rv, start, after, err, errlen);
 }
 
 /* ---- option validation ------------------------------------------------------------------ */
