@@ -172,6 +172,21 @@ struct cache_sink_ops {
  * resourceVersion are known before a byte is written (Content-Length).
  */
 int cache_list_new(const struct cache_query *q, struct cache_list **out);
+
+/** A page, or a list at an exact resourceVersion (the apiserver's limit/continue/Exact). */
+struct cache_list_opts {
+    uint64_t exact_rv; /* the state at this RV (from the window); 0: the current state */
+    const char *start; /* continue: the key to start at, relative to the list's namespace */
+    bool after;        /* start after that key (what continue tokens say) */
+    size_t limit;      /* 0: everything */
+};
+/**
+ * Like cache_list_new, for opts. -ERANGE when exact_rv is older than the event
+ * window (the caller answers 410). The continue token and remainingItemCount
+ * go in the list's metadata.
+ */
+int cache_list_new_opts(const struct cache_query *q, const struct cache_list_opts *opts,
+                        struct cache_list **out);
 size_t cache_list_body_len(const struct cache_list *l);
 size_t cache_list_count(const struct cache_list *l);
 /**

@@ -21,6 +21,8 @@ struct cache_list {
     struct cache_obj **objs;
     size_t n, pos;
     uint64_t rv;
+    char *cont;        /* continue token, or NULL */
+    int64_t remaining; /* remainingItemCount, -1: none */
     struct codec_buf head, tail;
     size_t body_len;
     bool head_done;
@@ -171,7 +173,8 @@ static int list_frame(struct cache_list *l)
 {
     const struct codec_type *t = l->store->type;
     char rvs[24];
-    struct codec_list_meta lm = {.resource_version = rvs, .continue_token = NULL, .remaining = -1};
+    struct codec_list_meta lm = {
+        .resource_version = rvs, .continue_token = l->cont, .remaining = l->remaining};
     size_t items = 0;
 
     snprintf(rvs, sizeof(rvs), "%llu", (unsigned long long)l->rv);
@@ -192,7 +195,17 @@ static int list_frame(struct cache_list *l)
     return l->head.err ? l->head.err : l->tail.err;
 }
 
+int cache_page_snapshot(const struct cache_query *q, const struct cache_list_opts *o,
+                        struct cache_obj ***objs, size_t *n, uint64_t *rv, char **cont,
+                        int64_t *remaining);
+
 int cache_list_new(const struct cache_query *q, struct cache_list **out)
+{
+    return cache_list_new_opts(q, NULL, out);
+}
+
+int cache_list_new_opts(const struct cache_query *q, const struct cache_list_opts *opts,
+                        struct cache_list **out)
 {
     struct cache_list *l = calloc(1, sizeof(*l));
     int rc;
@@ -200,7 +213,11 @@ int cache_list_new(const struct cache_query *q, struct cache_list **out)
     if (!l)
         return -ENOMEM;
     l->store = q->store;
-    rc = cache_snapshot(q, &l->objs, &l->n, &l->rv);
+    l->remaining = -1;
+    if (opts && (opts->exact_rv || opts->start || opts->limit))
+        rc = cache_page_snapshot(q, opts, &l->objs, &l->n, &l->rv, &l->cont, &l->remaining);
+    else
+        rc = cache_snapshot(q, &l->objs, &l->n, &l->rv);
     if (rc == 0)
         rc = list_frame(l);
     if (rc < 0) {
@@ -315,6 +332,7 @@ void cache_list_free(struct cache_list *l)
     for (size_t i = 0; i < l->n; i++)
         cache_obj_put(l->objs[i]);
     free(l->objs);
+    free(l->cont);
     codec_buf_free(&l->head);
     codec_buf_free(&l->tail);
     free(l);

@@ -51,6 +51,8 @@ struct l7c_req {
     uint64_t started_us;
     int code;
     bool writing_list; /* inside cache_list_write: a close must not free the list under it */
+    struct cache_list_opts list_opts; /* limit, continue, Exact */
+    bool continued;                   /* the request carried a continue token */
     bool closed;
 };
 
@@ -97,25 +99,16 @@ static bool is_pb(const struct l7c_req *r)
     return cache_store_format(r->q.store) == CACHE_PB;
 }
 
-/* A Status reply in the client's format (what the apiserver's handlers write). */
-static void reply_status(struct l7c_req *r, int code, const char *reason, const char *message,
-                         const char *details_name, int retry_after)
+/* Write st in the client's format (what the apiserver's handlers write) and end. */
+static void reply_status_full(struct l7c_req *r, const struct codec_status *st_in,
+                              const char *continue_token)
 {
-    struct codec_status st = {.status = "Failure",
-                              .message = message,
-                              .reason = reason,
-                              .code = code,
-                              .retry_after_seconds = retry_after};
+    struct codec_status st = *st_in;
+    int code = st.code, retry_after = st.retry_after_seconds;
     struct codec_buf b;
     char len[24];
 
-    if (details_name) {
-        st.has_details = true;
-        st.details_name = details_name;
-        st.details_group =
-            cache_store_type(r->q.store)->group[0] ? cache_store_type(r->q.store)->group : NULL;
-        st.details_kind = cache_store_type(r->q.store)->resource;
-    }
+    st.continue_token = continue_token;
     codec_buf_init(&b);
     if (is_pb(r))
         codec_status_pb(&b, &st);
@@ -134,6 +127,26 @@ static void reply_status(struct l7c_req *r, int code, const char *reason, const 
     codec_buf_free(&b);
     r->code = code;
     finish(r);
+}
+
+/* A failure Status; details name the object (NotFound) when details_name is set. */
+static void reply_status(struct l7c_req *r, int code, const char *reason, const char *message,
+                         const char *details_name, int retry_after)
+{
+    struct codec_status st = {.status = "Failure",
+                              .message = message,
+                              .reason = reason,
+                              .code = code,
+                              .retry_after_seconds = retry_after};
+
+    if (details_name) {
+        st.has_details = true;
+        st.details_name = details_name;
+        st.details_group =
+            cache_store_type(r->q.store)->group[0] ? cache_store_type(r->q.store)->group : NULL;
+        st.details_kind = cache_store_type(r->q.store)->resource;
+    }
+    reply_status_full(r, &st, NULL);
 }
 
 /* ---- the sink: cache -> client -----------------------------------------------------------------
@@ -256,11 +269,40 @@ static void serve_get(struct l7c_req *r)
     finish(r);
 }
 
+static void reply_expired_list(struct l7c_req *r)
+{
+    struct codec_status st = {.status = "Failure", .reason = "Expired", .code = 410};
+    struct codec_buf token;
+
+    if (!r->continued) {
+        reply_status(r, 410, "Expired", "The resourceVersion for the provided list is too old.",
+                     NULL, 0);
+        return;
+    }
+    /* the apiserver hands out a token to go on at the latest state, inconsistently */
+    codec_buf_init(&token);
+    codec_continue_encode(&token, -1, r->list_opts.start);
+    codec_buf_append(&token, "", 1); /* NUL-terminated */
+    st.message = "The provided continue parameter is too old to display a consistent list "
+                 "result. You can start a new list without the continue parameter, or use the "
+                 "continue token in this response to retrieve the remainder of the results. "
+                 "Continuing with the provided token results in an inconsistent list - objects "
+                 "that were created, modified, or deleted between the time the first chunk was "
+                 "returned and now may show up in the list.";
+    reply_status_full(r, &st, token.err ? NULL : token.data);
+    codec_buf_free(&token);
+}
+
 static void serve_list(struct l7c_req *r)
 {
     char n[24];
+    int rc = cache_list_new_opts(&r->q, &r->list_opts, &r->list);
 
-    if (cache_list_new(&r->q, &r->list) < 0) {
+    if (rc == -ERANGE) {
+        reply_expired_list(r);
+        return;
+    }
+    if (rc < 0) {
         reply_status(r, 500, "InternalError", "Internal error occurred: out of memory", NULL, 0);
         return;
     }
@@ -442,28 +484,65 @@ static int format_of(struct px_request *preq)
 }
 
 /* resourceVersion semantics the cache serves exactly; false: forward. */
+/*
+ * LIST: 0 = any state, limit ignored; N = not older than N (waiting for it), paginated from
+ * the current state when limited; Exact N (or N with a limit and no match, the apiserver's
+ * legacy reading) = the state at N, from the window; continue = the token's state and key.
+ * Unset is a consistent read: forwarded. false: forward.
+ */
+static bool plan_list(struct l7c_req *r, struct px_request *preq, bool rv_set, bool zero,
+                      uint64_t v, const char *match)
+{
+    const char *limit = px_request_query(preq, "limit");
+    const char *cont = px_request_query(preq, "continue");
+    uint64_t lim = 0;
+    char err[256];
+
+    if (limit && limit[0] && (!parse_u64(limit, &lim) || lim > (1u << 30)))
+        return false;
+    if (cont && cont[0]) {
+        int64_t crv;
+        char *start;
+        if ((rv_set && !zero) || (match && match[0]) ||
+            codec_continue_decode(cont, px_request_arena(preq), &crv, &start, &r->list_opts.after,
+                                  err, sizeof(err)) < 0)
+            return false; /* the apiserver writes the 400 */
+        r->list_opts.exact_rv = crv > 0 ? (uint64_t)crv : 0;
+        r->list_opts.start = start;
+        r->list_opts.limit = lim;
+        r->rv = r->list_opts.exact_rv;
+        r->continued = true;
+        return true;
+    }
+    if (!rv_set)
+        return false;
+    if (zero)
+        return true; /* limit ignored, like the watch cache */
+    bool exact = (match && strcmp(match, "Exact") == 0) || ((!match || !match[0]) && lim);
+    r->rv = v;
+    r->list_opts.exact_rv = exact ? v : 0;
+    r->list_opts.limit = lim;
+    return true;
+}
+
+/* resourceVersion semantics the cache serves exactly; false: forward. */
 static bool plan_versions(struct l7c_req *r, struct px_request *preq)
 {
     const char *rvs = px_request_query(preq, "resourceVersion");
     const char *match = px_request_query(preq, "resourceVersionMatch");
-    const char *limit = px_request_query(preq, "limit");
     const char *sie = px_request_query(preq, "sendInitialEvents");
     bool rv_set = rvs && rvs[0], zero = rv_set && strcmp(rvs, "0") == 0;
     uint64_t v = 0;
 
     if (rv_set && !parse_u64(rvs, &v))
         return false;
-    if (match && match[0] && strcmp(match, "NotOlderThan") != 0)
-        return false; /* Exact, or invalid: the apiserver answers */
+    if (match && match[0] && strcmp(match, "NotOlderThan") != 0 &&
+        !(r->kind == L7C_LIST && strcmp(match, "Exact") == 0 && rv_set && !zero))
+        return false; /* invalid combinations: the apiserver answers */
     if (r->kind == L7C_GET)
         return rv_set && (r->rv = v, true); /* unset is a consistent read */
-    if (r->kind == L7C_LIST) {
-        bool limited = limit && limit[0] && strcmp(limit, "0") != 0;
-        if (!rv_set || (limited && !zero))
-            return false; /* consistent, or paginated from etcd */
-        r->rv = v;
-        return true;
-    }
+    if (r->kind == L7C_LIST)
+        return plan_list(r, preq, rv_set, zero, v, match);
     r->bookmarks = param_true(px_request_query(preq, "allowWatchBookmarks"));
     if (sie) {
         /* watch-list: the apiserver insists on bookmarks and NotOlderThan (else 400/422) */

@@ -276,6 +276,7 @@ struct codec_status {
     size_t n_causes;
     int32_t retry_after_seconds;
     int32_t code;
+    const char *continue_token; /* metadata.continue (an expired continue's 410), or NULL */
 };
 
 /**

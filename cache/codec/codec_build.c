@@ -78,7 +78,12 @@ static void json_causes(struct codec_buf *b, bool *first, const struct codec_sta
 int codec_status_json(struct codec_buf *b, const struct codec_status *st)
 {
     bool first = false;
-    codec_buf_puts(b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{}");
+    codec_buf_puts(b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{");
+    if (st->continue_token) {
+        codec_buf_puts(b, "\"continue\":");
+        codec_json_string(b, st->continue_token, strlen(st->continue_token));
+    }
+    codec_buf_puts(b, "}");
     jmember(b, &first, "status", st->status);
     jmember(b, &first, "message", st->message);
     jmember(b, &first, "reason", st->reason);
@@ -226,9 +231,9 @@ static void pb_list_meta(struct codec_buf *b, uint32_t num, const struct codec_l
 int codec_status_pb(struct codec_buf *b, const struct codec_status *st)
 {
     struct codec_buf raw;
-    static const struct codec_list_meta empty = {NULL, NULL, -1};
+    const struct codec_list_meta meta = {NULL, st->continue_token, -1};
     codec_buf_init(&raw);
-    pb_list_meta(&raw, ST_METADATA, &empty);
+    pb_list_meta(&raw, ST_METADATA, &meta);
     pstr(&raw, ST_STATUS, st->status);
     pstr(&raw, ST_MESSAGE, st->message);
     pstr(&raw, ST_REASON, st->reason);
