@@ -431,16 +431,10 @@ static bool param_true(const char *v)
 /* Only parameters whose meaning the cache reproduces; any other goes upstream. */
 static bool params_known(struct px_request *preq)
 {
-    static const char *const known[] = {"resourceVersion",
-                                        "resourceVersionMatch",
-                                        "labelSelector",
-                                        "fieldSelector",
-                                        "limit",
-                                        "watch",
-                                        "allowWatchBookmarks",
-                                        "timeoutSeconds",
-                                        "sendInitialEvents",
-                                        "timeout"};
+    static const char *const known[] = {
+        "resourceVersion", "resourceVersionMatch", "labelSelector",  "fieldSelector",     "limit",
+        "watch",           "allowWatchBookmarks",  "timeoutSeconds", "sendInitialEvents", "timeout",
+        "continue"};
     const char *name, *value;
 
     for (size_t i = 0; px_request_query_at(preq, i, &name, &value); i++) {

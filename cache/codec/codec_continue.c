@@ -140,20 +140,22 @@ int codec_continue_decode(const char *token, struct kf_arena *arena, int64_t *rv
     int v = member(&d, "v"), r = member(&d, "rv"), s = member(&d, "start");
     struct codec_str sv = {"", 0};
     int64_t n = 0;
+    if (s >= 0 && d.tok[s].type == JT_STRING)
+        sv = jraw(&d, s); /* keys are names: no escapes but the final \u0000 */
     if (v < 0 || !jeq(&d, v, "meta.k8s.io/v1"))
         rc = fail(err, errlen, "server does not recognize this encoded version");
     else if (r < 0 || d.tok[r].type != JT_PRIMITIVE || !parse_i64(jraw(&d, r), &n) || n == 0)
         rc = fail(err, errlen, "incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    else if (s < 0 || jstring(&d, s, arena, &sv) < 0 || !sv.len)
+    else if (!sv.len)
         rc = fail(err, errlen, "encoded start key empty (version meta.k8s.io/v1)");
     if (rc == 0) {
         *rv = n;
         /* "key\u0000" (what the apiserver hands out) means: the keys after key */
-        *after = sv.ptr[sv.len - 1] == '\0';
-        *start = kf_arena_strndup(arena, sv.ptr, sv.len - (*after ? 1 : 0));
+        *after = sv.len > 6 && memcmp(sv.ptr + sv.len - 6, "\\u0000", 6) == 0;
+        *start = kf_arena_strndup(arena, sv.ptr, sv.len - (*after ? 6 : 0));
         if (!*start)
             rc = -ENOMEM;
-        else if (strstr(*start, "..") || (*start)[0] == '/' || !(*start)[0])
+        else if (strchr(*start, '\\') || strstr(*start, "..") || (*start)[0] == '/' || !(*start)[0])
             rc = fail(err, errlen, *start);
     }
     jdoc_free(&d);

@@ -8,6 +8,7 @@ also proves the answer came from the cache: no x-kubernetes-pf-* header, and kub
 request counter for that verb did not move.
 """
 import http.client
+import base64
 import json
 import os
 import re
@@ -528,6 +529,58 @@ def test_list_not_older_than():
             compare(e, f"/api/v1/configmaps?{q}", fmt, "LIST", "configmaps", list_norm(fmt))
             compare(e, f"/api/v1/namespaces/default/configmaps/kube-root-ca.crt?{q}".split("&")[0],
                     fmt, "GET", "configmaps")
+
+
+def test_list_exact_and_pages_from_the_window():
+    """resourceVersionMatch=Exact, a limit with an RV (the apiserver's legacy exact) and the
+    continue chain it starts are rebuilt from kfront's event window: the same bytes as the
+    apiserver, though objects changed after that RV; an expired token gets the apiserver's 410."""
+    e = env()
+    for fmt in FORMATS:
+        st, _, body = e.simc[0].request("/api/v1/configmaps?resourceVersion=0", fmt)
+        rv = list_rv(fmt, body)
+        # changes after rv: a label on one configmap, a new one, a deleted one
+        name = f"exact-{fmt}"
+        write(e, "POST", "/api/v1/namespaces/default/configmaps",
+              {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+               "data": {"k": "v"}})
+        wait_for(lambda: e.kfc.request(f"/api/v1/namespaces/default/configmaps/{name}"
+                                       "?resourceVersion=0", fmt)[0] == 200, 5, "write seen")
+        for q in (f"resourceVersion={rv}&resourceVersionMatch=Exact",
+                  f"resourceVersion={rv}&resourceVersionMatch=Exact&limit=7",
+                  f"resourceVersion={rv}&limit=5"):
+            compare(e, f"/api/v1/configmaps?{q}", fmt, "LIST", "configmaps")
+            compare(e, f"/api/v1/namespaces/default/configmaps?{q}", fmt, "LIST", "configmaps")
+        # follow a continue chain on both: every page identical
+        q, pages = f"resourceVersion={rv}&limit=9", 0
+        while True:
+            _, body = compare(e, f"/api/v1/configmaps?{q}", fmt, "LIST", "configmaps")
+            pages += 1
+            token = continue_of(fmt, body)
+            if not token:
+                break
+            q = f"limit=9&continue={token}"
+        assert pages > 3, pages
+        write(e, "DELETE", f"/api/v1/namespaces/default/configmaps/{name}", want=(200, 202))
+    for fmt in FORMATS:
+        token = base64.urlsafe_b64encode(
+            b'{"v":"meta.k8s.io/v1","rv":2,"start":"default/x\\u0000"}').rstrip(b"=").decode()
+        compare(e, f"/api/v1/configmaps?limit=5&continue={token}", fmt, "LIST", "configmaps")
+        compare(e, "/api/v1/configmaps?resourceVersion=2&resourceVersionMatch=Exact", fmt, "LIST",
+                "configmaps")
+
+
+def continue_of(fmt, body):
+    """metadata.continue of a list body in either format ("" when absent)."""
+    if fmt == "json":
+        return json.loads(body)["metadata"].get("continue", "")
+    raw = pb_unknown_raw(body)
+    for num, _, val, _ in fields(raw):
+        if num == 1:
+            for n2, _, v2, _ in fields(val):
+                if n2 == 3:
+                    return v2.decode()
+    return ""
 
 
 def pod_manifest(name, labels=None):
