@@ -116,12 +116,21 @@ PY
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 : > $W/n; : > $W/k
+if [ -n "${SYSCALLS:-}" ]; then  # SYSCALLS=1: system calls per request, kfront and nginx
+  for who in kfront nginx; do
+    if [ $who = kfront ]; then pid=$(cat $W/kfront.pid); port=$KF; else pid=$(pgrep -f "nginx: worker" | head -1); port=$NG; fi
+    timeout 5 strace -c -f -p $pid -o $W/strace.$who >/dev/null 2>&1 & spid=$!
+    sleep 0.5; run_h2load $port $N > /dev/null; wait $spid || true
+    echo "== $who ($N requests)"; head -12 $W/strace.$who
+  done
+  exit 0
+fi
 if [ -n "${PROFILE:-}" ]; then  # PROFILE=1: where kfront spends its time under this load
   perf record -F 999 -g -p "$(cat $W/kfront.pid)" -o $W/perf.data -- sleep 4 >/dev/null 2>&1 &
   perf_pid=$!
   sleep 0.3; run_h2load $KF $N; wait $perf_pid
   perf report -i $W/perf.data --no-children --sort dso --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -12
-  perf report -i $W/perf.data --children --sort sym --stdio -g none --dsos kfront 2>/dev/null | grep -E "^ +[0-9]" | head -40
+  perf report -i $W/perf.data --no-children --sort sym --stdio -g caller,0.5,callee,function,percent --percent-limit 1.5 2>/dev/null | grep -v "^$" | head -120
   exit 0
 fi
 for _ in $(seq "$ROUNDS"); do run_h2load $NG $N >> $W/n; run_h2load $KF $N >> $W/k; done
