@@ -77,7 +77,8 @@ struct jdoc {
 /*
  * Tokenise js (one pass) and check its shape (one pass over the tokens): the
  * root is one object, every object member is a string key with one value.
- * 0, -EBADMSG, -EMSGSIZE, -ENOMEM. Free with jdoc_free.
+ * 0, -EBADMSG, -EMSGSIZE, -ENOMEM. Free with jdoc_free after success (a failure frees
+ * what it took).
  */
 int jdoc_parse(struct jdoc *d, const char *js, size_t len);
 void jdoc_free(struct jdoc *d);

@@ -101,20 +101,14 @@ static int check_shape(const struct jdoc *d)
     return 0;
 }
 
-int jdoc_parse(struct jdoc *d, const char *js, size_t len)
+static int jdoc_check(struct jdoc *d)
 {
-    memset(d, 0, sizeof(*d));
-    if (len > JSON_MAX_LEN)
-        return -EMSGSIZE;
-    d->js = js;
-    d->len = len;
-    int rc = tokenise(d);
-    if (rc < 0)
-        return rc;
+    const char *js = d->js;
+
     if (d->n < 1 || d->tok[0].type != JT_OBJECT || d->tok[0].end < 0)
         return -EBADMSG;
     /* jsmn stops at a NUL and happily reads several roots: only whitespace may follow */
-    for (size_t i = (size_t)d->tok[0].end; i < len; i++) {
+    for (size_t i = (size_t)d->tok[0].end; i < d->len; i++) {
         if (!is_ws(js[i]))
             return -EBADMSG;
     }
@@ -123,6 +117,21 @@ int jdoc_parse(struct jdoc *d, const char *js, size_t len)
             return -EBADMSG;
     }
     return check_shape(d);
+}
+
+int jdoc_parse(struct jdoc *d, const char *js, size_t len)
+{
+    memset(d, 0, sizeof(*d));
+    if (len > JSON_MAX_LEN)
+        return -EMSGSIZE;
+    d->js = js;
+    d->len = len;
+    int rc = tokenise(d);
+    if (rc == 0)
+        rc = jdoc_check(d);
+    if (rc < 0)
+        jdoc_free(d); /* a failed parse holds nothing: callers need not free it */
+    return rc;
 }
 
 void jdoc_free(struct jdoc *d)
