@@ -116,6 +116,7 @@ identity:
   mode: front-proxy
   proxyClientCertFile: {pki.front_proxy_client[0]}
   proxyClientKeyFile: {pki.front_proxy_client[1]}
+cache: {{enabled: false}}  # the echo backends are not apiservers: nothing to list and watch
 frontends:
   - name: api
     listen: ["127.0.0.1:{port}"]
