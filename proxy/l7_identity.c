@@ -69,6 +69,12 @@ size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg, 
         if (px_request_header_at(req, i, &name, &value) && !drop_header(name, mode, vouch))
             n = push(out, n, max, name, value);
     }
+    if (!vouch && mode == CONFIG_IDENTITY_IMPERSONATE) {
+        /* kfront's own credentials carry the request: without a verified client it must
+         * not run as kfront, so it runs as the apiserver's anonymous user */
+        n = push(out, n, max, user_hdr, "system:anonymous");
+        return push(out, n, max, group_hdr, "system:unauthenticated");
+    }
     if (!vouch)
         return n;
     n = push(out, n, max, user_hdr, peer->subject_cn);
