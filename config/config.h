@@ -64,7 +64,7 @@ struct config_tls_client {
      */
     const char *ca_pem, *cert_pem, *key_pem;
     size_t ca_pem_len, cert_pem_len, key_pem_len;
-    const char *bearer_token; /* a kubeconfig user's token, for kfront's own requests */
+    const char *authorization; /* "Bearer <token>" of a kubeconfig user: kfront's own requests */
 };
 
 /** Serving TLS of a frontend in mode http (like the apiserver's --tls-* flags). */

@@ -115,10 +115,11 @@ static int fill(yaml_document_t *doc, yaml_node_t *cluster, yaml_node_t *user, c
         snprintf(err, errlen, "a *-data field is not valid base64");
         return -EINVAL;
     }
-    t->bearer_token = scalar(get(doc, user, "token"));
-    t->bearer_token = t->bearer_token ? kf_arena_strdup(a, t->bearer_token) : NULL;
+    const char *token = scalar(get(doc, user, "token"));
     tok_file = path_in(a, dir, scalar(get(doc, user, "tokenFile")));
-    if (!t->bearer_token && tok_file) {
+    if (token)
+        t->authorization = kf_arena_sprintf(a, "Bearer %s", token);
+    if (!token && tok_file) {
         FILE *f = fopen(tok_file, "r");
         char buf[4096];
         size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
@@ -130,7 +131,7 @@ static int fill(yaml_document_t *doc, yaml_node_t *cluster, yaml_node_t *user, c
             snprintf(err, errlen, "tokenFile %s: unreadable or empty", tok_file);
             return -EINVAL;
         }
-        t->bearer_token = kf_arena_strndup(a, buf, n);
+        t->authorization = kf_arena_sprintf(a, "Bearer %.*s", (int)n, buf);
     }
     return 0;
 }

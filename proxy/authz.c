@@ -67,8 +67,15 @@ enum wait_state {
 
 static const char *const wait_state_name[] = {"authn", "authz", "done"};
 
+/* What the wait is for: a decision on serving from the cache, or who forwarded requests act as */
+enum wait_goal {
+    GOAL_ACCESS,
+    GOAL_IDENTITY,
+};
+
 struct px_authz_wait {
     enum wait_state state;
+    enum wait_goal goal;
     bool in_check; /* decided inside px_authz_check: no callback */
     struct kf_list link;
     struct px_authz *az; /* NULL once orphaned by px_authz_worker_free */
@@ -79,6 +86,8 @@ struct px_authz_wait {
     void *arg;
     uint8_t scope[AUTHZ_KEY_LEN]; /* the backend: caches never mix clusters */
     struct lb *lb;                /* retained while the wait lives */
+    struct px_generation *gen;    /* retained: its backend's identity signs the reviews */
+    const struct config_backend *backend;
     struct lb_pool *pool;
     struct lb_upstream *up;
 };
@@ -166,6 +175,9 @@ static void wait_release(struct px_authz_wait *wt)
     if (wt->lb)
         lb_release(wt->lb);
     wt->lb = NULL;
+    if (wt->gen)
+        px_generation_release(wt->gen);
+    wt->gen = NULL;
 }
 
 static void finish(struct px_authz_wait *wt, enum px_authz_result res, const char *reason)
@@ -263,22 +275,15 @@ static const struct lb_ureq_callbacks review_cbs = {
 static int review_start(struct px_authz_wait *wt, struct authz_entry *e, enum authz_kind kind,
                         const struct codec_buf *body)
 {
-    const struct config *cfg = wt->az->worker->gen->cfg;
-    const char *user = cfg->authorization.user ? cfg->authorization.user : "";
-    const char *group = cfg->authorization.group ? cfg->authorization.group : "";
-    struct lb_uhdr h[] = {
+    struct lb_uhdr h[5] = {
         {"Content-Type", 12, "application/json", 16},
         {"Accept", 6, "application/json", 16},
-        {"X-Remote-User", 13, user, strlen(user)},
-        {"X-Remote-Group", 14, group, strlen(group)},
     };
     struct lb_ureq_spec spec = {
         .method = "POST",
         .path = kind == AUTHZ_TOKEN ? TOKENREVIEW_PATH : SAR_PATH,
         .headers = h,
-        .n_headers = cfg->identity.mode != CONFIG_IDENTITY_FRONT_PROXY ? 2
-                     : group[0]                                        ? 4
-                                                                       : 3,
+        .n_headers = 2 + px_l7_own_identity_headers(wt->gen->cfg, wt->backend, h + 2, 3),
         .body = body->data,
         .body_len = body->len,
         .idempotent = true, /* a review changes nothing: safe to send again */
@@ -348,13 +353,47 @@ static bool wait_on(struct px_authz_wait *wt, enum authz_kind kind, const uint8_
     return true;
 }
 
+/* Copy u into a: the cache entry it comes from may be evicted while the request lives. */
+static struct px_user *user_copy(struct kf_arena *a, const struct px_user *u)
+{
+    struct px_user *c = kf_arena_alloc(a, sizeof(*c));
+    const char **groups = kf_arena_alloc(a, (u->n_groups + 1) * sizeof(*groups));
+    struct px_user_extra *extra = kf_arena_alloc(a, (u->n_extra + 1) * sizeof(*extra));
+
+    if (!c || !groups || !extra)
+        return NULL;
+    *c = (struct px_user){kf_arena_strdup(a, u->name),
+                          kf_arena_strdup(a, u->uid ? u->uid : ""),
+                          groups,
+                          u->n_groups,
+                          extra,
+                          u->n_extra};
+    for (size_t i = 0; i < u->n_groups; i++)
+        groups[i] = kf_arena_strdup(a, u->groups[i]);
+    for (size_t i = 0; i < u->n_extra; i++) {
+        const char **v = kf_arena_alloc(a, (u->extra[i].n_values + 1) * sizeof(*v));
+        if (!v)
+            return NULL;
+        for (size_t j = 0; j < u->extra[i].n_values; j++)
+            v[j] = kf_arena_strdup(a, u->extra[i].values[j]);
+        extra[i] =
+            (struct px_user_extra){kf_arena_strdup(a, u->extra[i].key), v, u->extra[i].n_values};
+    }
+    return c;
+}
+
 /* A token entry is settled (or was cached): go on with its user, or refuse. */
 static void token_known(struct px_authz_wait *wt, const struct authz_entry *e)
 {
-    if (e->verdict)
-        authorize(wt, &e->user);
-    else
+    if (!e->verdict) {
         finish(wt, PX_AUTHZ_UNAUTHENTICATED, NULL);
+    } else if (wt->goal == GOAL_ACCESS) {
+        authorize(wt, &e->user);
+    } else {
+        wt->out->identity = user_copy(px_request_arena(wt->preq), &e->user);
+        wt->out->user = wt->out->identity ? wt->out->identity->name : NULL;
+        finish(wt, wt->out->identity ? PX_AUTHZ_ALLOW : PX_AUTHZ_ERROR, NULL);
+    }
 }
 
 static void sar_known(struct px_authz_wait *wt, const struct authz_entry *e)
@@ -551,31 +590,64 @@ static struct px_authz_wait *wait_new(struct px_worker *w, const struct px_bindi
     wt->up = up;
     wt->lb = w->gen->lb;
     lb_retain(wt->lb);
+    wt->gen = w->gen;
+    px_generation_retain(wt->gen);
+    wt->backend = b->backend;
     SHA256((const unsigned char *)b->backend->name, strlen(b->backend->name), wt->scope);
     return wt;
 }
 
-int px_authz_check(struct px_worker *w, const struct px_binding *b, struct px_request *preq,
-                   const struct px_reqinfo *info, struct px_authz_decision *out, px_authz_cb cb,
-                   void *arg, struct px_authz_wait **wait)
+static int wait_start(struct px_worker *w, const struct px_binding *b, struct px_request *preq,
+                      const struct px_reqinfo *info, enum wait_goal goal,
+                      struct px_authz_decision *out, px_authz_cb cb, void *arg,
+                      struct px_authz_wait **wait)
 {
     struct px_authz_wait *wt = wait_new(w, b, preq, info);
+    const char *token;
+    size_t len;
 
     *wait = NULL;
     memset(out, 0, sizeof(*out));
     out->result = PX_AUTHZ_ERROR;
     if (!wt)
         return 0;
+    wt->goal = goal;
     wt->out = out;
     wt->cb = cb;
     wt->arg = arg;
     wt->in_check = true;
-    authenticate(wt);
+    if (goal == GOAL_ACCESS)
+        authenticate(wt);
+    else if ((token = bearer_token(preq, &len)))
+        authenticate_token(wt, token, len);
+    else
+        finish(wt, PX_AUTHZ_UNAUTHENTICATED, NULL);
     wt->in_check = false;
     if (wt->state == WAIT_DONE)
         return 0;
     *wait = wt;
     return KF_AGAIN;
+}
+
+int px_authz_check(struct px_worker *w, const struct px_binding *b, struct px_request *preq,
+                   const struct px_reqinfo *info, struct px_authz_decision *out, px_authz_cb cb,
+                   void *arg, struct px_authz_wait **wait)
+{
+    return wait_start(w, b, preq, info, GOAL_ACCESS, out, cb, arg, wait);
+}
+
+int px_authz_authenticate(struct px_worker *w, const struct px_binding *b, struct px_request *preq,
+                          const struct px_reqinfo *info, struct px_authz_decision *out,
+                          px_authz_cb cb, void *arg, struct px_authz_wait **wait)
+{
+    return wait_start(w, b, preq, info, GOAL_IDENTITY, out, cb, arg, wait);
+}
+
+bool px_authz_has_token(struct px_request *preq)
+{
+    size_t len;
+
+    return bearer_token(preq, &len) != NULL;
 }
 
 void px_authz_cancel(struct px_authz_wait *wt)
@@ -641,7 +713,7 @@ void px_authz_metrics_write(struct px_daemon *d, struct evbuffer *out)
             cache[k][3] += s.coalesced, cache[k][4] += s.entries;
         }
     evbuffer_add_printf(out, "# HELP kfront_authz_requests_total Reviews sent upstream to "
-                             "authorize requests served from the cache, by result.\n"
+                             "authenticate clients and authorize cached reads, by result.\n"
                              "# TYPE kfront_authz_requests_total counter\n");
     for (int k = 0; k < 2; k++)
         for (int o = 0; o < 3; o++)

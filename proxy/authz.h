@@ -45,11 +45,14 @@ typedef void (*px_authz_cb)(enum px_authz_result res, void *arg);
 /** A check in progress (lives in the request's arena). */
 struct px_authz_wait;
 
+struct px_user;
+
 /** What px_authz_reply needs to word the apiserver's answer. */
 struct px_authz_decision {
     enum px_authz_result result;
-    const char *user;   /* the authenticated user's name; NULL when unauthenticated */
-    const char *reason; /* the authorizer's reason for a denial; NULL when none */
+    const char *user;               /* the authenticated user's name; NULL when unauthenticated */
+    const char *reason;             /* the authorizer's reason for a denial; NULL when none */
+    const struct px_user *identity; /* px_authz_authenticate's user (request arena) */
 };
 
 /** One extra attribute of a user (authentication.k8s.io ExtraValue). */
@@ -81,6 +84,19 @@ struct px_user {
 int px_authz_check(struct px_worker *w, const struct px_binding *b, struct px_request *preq,
                    const struct px_reqinfo *info, struct px_authz_decision *out, px_authz_cb cb,
                    void *arg, struct px_authz_wait **wait);
+
+/**
+ * Authenticate preq's bearer token (TokenReview, cached like px_authz_check's)
+ * for a request kfront forwards and vouches for. Decided as PX_AUTHZ_ALLOW
+ * with out->identity set, PX_AUTHZ_UNAUTHENTICATED (the apiserver rejects the
+ * token, or there is none), or PX_AUTHZ_ERROR. Returns like px_authz_check.
+ */
+int px_authz_authenticate(struct px_worker *w, const struct px_binding *b, struct px_request *preq,
+                          const struct px_reqinfo *info, struct px_authz_decision *out,
+                          px_authz_cb cb, void *arg, struct px_authz_wait **wait);
+
+/** Does preq carry "Authorization: Bearer T" as the apiserver reads it? */
+bool px_authz_has_token(struct px_request *preq);
 
 /**
  * The client went away: forget the wait (cb will not run). The reviews it

@@ -269,6 +269,7 @@ static int handle_http_option(struct px_cli *cli, int opt, const char *arg)
         if (parse_enum("--identity-mode", arg, identities, KF_ARRAY_SIZE(identities), &v) < 0)
             return -EINVAL;
         cli->identity_mode = (enum config_identity_mode)v;
+        cli->identity_mode_set = true;
         return 0;
     case OPT_GOAWAY: {
         char *end;

@@ -34,6 +34,7 @@ struct px_cli {
     const char *upstream_kubeconfig;
     const char *proxy_client_cert_file, *proxy_client_key_file;
     enum config_identity_mode identity_mode;
+    bool identity_mode_set; /* --identity-mode given: no default from --upstream-kubeconfig */
     uint32_t goaway_chance_ppm;
     bool http_flag_set; /* any of the above: they build a config, like --listen */
     /* the watch cache (mode http); override the file too */

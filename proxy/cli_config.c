@@ -16,7 +16,11 @@ static void flags_http(const struct px_cli *cli, struct config *cfg, struct conf
     fe->tls.key_file = cli->tls_key_file;
     fe->tls.client_ca_file = cli->client_ca_file;
     be->upstream_tls.ca_file = cli->upstream_ca_file;
-    cfg->identity.mode = cli->identity_mode;
+    /* kubeconfig credentials are kfront's own: without a front-proxy certificate they can
+     * vouch for clients only by impersonating them */
+    bool impersonate = cli->upstream_kubeconfig && !cli->proxy_client_cert_file;
+    cfg->identity.mode =
+        cli->identity_mode_set || !impersonate ? cli->identity_mode : CONFIG_IDENTITY_IMPERSONATE;
     cfg->identity.proxy_client_cert_file = cli->proxy_client_cert_file;
     cfg->identity.proxy_client_key_file = cli->proxy_client_key_file;
 }

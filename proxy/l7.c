@@ -19,7 +19,6 @@
 #include <strings.h>
 
 #include "proxy/l7_cache.h"
-#include "proxy/l7_upgrade.h"
 #include "proxy/reqinfo.h"
 
 #define L7_MAX_HEADERS 128
@@ -201,8 +200,8 @@ static const struct lb_ureq_callbacks upstream_cbs = {
 
 /* ---- the handler -------------------------------------------------------------------------- */
 
-static void l7_reject(struct px_worker *w, struct px_request *preq, const struct px_reqinfo *info,
-                      int code, const char *reason, const char *message)
+void px_l7_reject(struct px_worker *w, struct px_request *preq, const struct px_reqinfo *info,
+                  int code, const char *reason, const char *message)
 {
     struct px_reqinfo copy = *info;
 
@@ -223,8 +222,8 @@ void px_l7_handle(struct px_request *preq, void *arg)
     px_l7_forward(w, fe, preq, &info);
 }
 
-void px_l7_forward(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
-                   const struct px_reqinfo *pinfo)
+void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
+                      const struct px_reqinfo *pinfo, const struct px_user *reviewed)
 {
     struct lb_uhdr headers[L7_MAX_HEADERS + 8];
     struct lb_ureq_spec spec = {0};
@@ -234,17 +233,17 @@ void px_l7_forward(struct px_worker *w, struct px_frontend *fe, struct px_reques
     int rc;
 
     if (!up) {
-        l7_reject(w, preq, &info, 503, "ServiceUnavailable",
-                  "kfront has no upstream for this frontend");
+        px_l7_reject(w, preq, &info, 503, "ServiceUnavailable",
+                     "kfront has no upstream for this frontend");
         return;
     }
     if (px_request_is_upgrade(preq)) {
-        px_l7_upgrade(w, b, preq, &info); /* exec, attach, port-forward */
+        px_l7_upgrade(w, b, preq, &info, reviewed); /* exec, attach, port-forward */
         return;
     }
     struct l7_req *r = calloc(1, sizeof(*r));
     if (!r) {
-        l7_reject(w, preq, &info, 503, "ServiceUnavailable", "out of memory");
+        px_l7_reject(w, preq, &info, 503, "ServiceUnavailable", "out of memory");
         return;
     }
     r->state = L7_UPSTREAM;
@@ -252,7 +251,8 @@ void px_l7_forward(struct px_worker *w, struct px_frontend *fe, struct px_reques
     r->worker = w;
     r->info = info;
     r->started_us = kf_now_us();
-    spec.n_headers = px_l7_identity_headers(preq, w->gen->cfg, headers, L7_MAX_HEADERS + 8);
+    spec.n_headers = px_l7_identity_headers(preq, w->gen->cfg, b->backend, reviewed, headers,
+                                            L7_MAX_HEADERS + 8);
     spec.headers = headers;
     spec.method = px_request_method(preq);
     spec.path = px_l7_target(preq);

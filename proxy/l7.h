@@ -10,6 +10,28 @@
 /** px_handler_cb of every mode-http frontend; arg is its struct px_frontend. */
 void px_l7_handle(struct px_request *req, void *arg);
 
+/**
+ * Tunnel an HTTP/1.1 upgrade request (exec, attach, port-forward) to a
+ * server of the binding's backend on its own connection; answers the client
+ * (101 and the spliced streams, or the apiserver's other answer, or a
+ * Status) and counts it. Takes over preq.
+ */
+struct px_user;
+void px_l7_upgrade(struct px_worker *w, const struct px_binding *b, struct px_request *preq,
+                   const struct px_reqinfo *info, const struct px_user *reviewed);
+
+/**
+ * Forward preq upstream as the client, or as reviewed (a user whose token a
+ * TokenReview accepted) when not NULL: the normal L7 path. px_l7_forward
+ * (l7_authn.c) reviews a token client's token first when kfront vouches.
+ */
+void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
+                      const struct px_reqinfo *info, const struct px_user *reviewed);
+
+/** Answer preq with a Status of code, reason and message, and count it. */
+void px_l7_reject(struct px_worker *w, struct px_request *preq, const struct px_reqinfo *info,
+                  int code, const char *reason, const char *message);
+
 /** The worker whose loop runs on this thread, or NULL on any other thread. */
 struct px_worker *px_worker_self(void);
 void px_worker_set_self(struct px_worker *w);
@@ -32,10 +54,23 @@ void px_l7_metrics_write(struct px_daemon *d, struct evbuffer *out);
 /**
  * Fill out with the headers to send upstream: the client's, less hop-by-hop
  * and identity headers it may not set, plus the identity kfront vouches for
- * (cfg->identity.mode). Returns how many were written (at most max).
+ * (cfg->identity.mode): the client's verified certificate, else reviewed (a
+ * user whose token a TokenReview accepted) when not NULL; in impersonate mode
+ * be's kubeconfig token as Authorization. Returns how many were written (at
+ * most max).
  */
-size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg, struct lb_uhdr *out,
-                              size_t max);
+size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg,
+                              const struct config_backend *be, const struct px_user *reviewed,
+                              struct lb_uhdr *out, size_t max);
+
+/**
+ * Fill out with the identity of kfront's own requests (reflectors, reviews):
+ * the user and group of cfg->authorization, as X-Remote-* in front-proxy mode
+ * or Impersonate-* in impersonate mode, and be's kubeconfig token if any.
+ * Returns how many were written (at most max).
+ */
+size_t px_l7_own_identity_headers(const struct config *cfg, const struct config_backend *be,
+                                  struct lb_uhdr *out, size_t max);
 
 /** "path?query" as the client sent it, in the request's arena. */
 const char *px_l7_target(struct px_request *req);

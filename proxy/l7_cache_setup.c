@@ -55,27 +55,10 @@ void px_l7_audit_id(char *buf, size_t size)
              b[14], b[15]);
 }
 
-/* Who the reflectors list and watch as, in the identity mode kfront uses. */
-static size_t reflector_identity(const struct config *cfg, struct lb_uhdr *h)
-{
-    const struct config_authorization *cc = &cfg->authorization;
-    bool imp = cfg->identity.mode == CONFIG_IDENTITY_IMPERSONATE;
-    size_t n = 0;
-
-    if (cfg->identity.mode == CONFIG_IDENTITY_PASSTHROUGH || !cc->user || !cc->user[0])
-        return 0; /* kfront's own credentials (the upstream certificate) speak for it */
-    h[n++] = (struct lb_uhdr){imp ? "Impersonate-User" : "X-Remote-User", imp ? 16 : 13, cc->user,
-                              strlen(cc->user)};
-    if (cc->group && cc->group[0])
-        h[n++] = (struct lb_uhdr){imp ? "Impersonate-Group" : "X-Remote-Group", imp ? 17 : 14,
-                                  cc->group, strlen(cc->group)};
-    return n;
-}
-
 int px_l7_cache_start(struct px_daemon *d, struct px_generation *gen)
 {
     const struct px_binding *b = NULL;
-    struct lb_uhdr h[2];
+    struct lb_uhdr h[3];
 
     if (!gen->cfg->cache.enabled)
         return 0;
@@ -91,7 +74,7 @@ int px_l7_cache_start(struct px_daemon *d, struct px_generation *gen)
         .server_name = b->backend->upstream_tls.server_name,
         .connect_timeout_ms = gen->cfg->timeouts.connect_ms,
         .headers = h,
-        .n_headers = reflector_identity(gen->cfg, h),
+        .n_headers = px_l7_own_identity_headers(gen->cfg, b->backend, h, KF_ARRAY_SIZE(h)),
     };
     d->cache = cache_new(&gen->cfg->cache, &up);
     if (!d->cache || cache_start(d->cache) < 0)

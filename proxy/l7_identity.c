@@ -1,21 +1,28 @@
 /*
  * Who the apiserver should think the client is.
  *
- * front-proxy: a client with a verified certificate is sent as X-Remote-User
- *   (CN) and X-Remote-Group (each O) over kfront's front-proxy connection, and
- *   its Authorization header is dropped. A client without one keeps its
- *   Authorization header: the apiserver's request-header authenticator then
- *   finds no X-Remote-User and its token authenticators judge the token, as
- *   if the client had come directly.
- * impersonate: the verified certificate becomes Impersonate-User/-Group on
- *   kfront's own credentials; a client without one is refused upstream as
- *   anonymous would be (no Authorization is forwarded, or it would run as kfront).
+ * kfront vouches for a client with a verified certificate (user = CN,
+ * groups = O) or a bearer token the apiserver's TokenReview accepted (its
+ * user, groups and extra; see l7_authn.c).
+ * front-proxy: a vouched-for client is sent as X-Remote-User, X-Remote-Group
+ *   and X-Remote-Extra-<key> over kfront's front-proxy connection, and its
+ *   Authorization header is dropped. A client kfront cannot vouch for keeps
+ *   its Authorization header: the apiserver's request-header authenticator
+ *   then finds no X-Remote-User and judges the client as if it had come
+ *   directly.
+ * impersonate: the same identity becomes Impersonate-User/-Group/-Extra-* on
+ *   kfront's own credentials (its client certificate, or the bearer token of
+ *   an --upstream-kubeconfig user); a client kfront cannot vouch for is
+ *   impersonated as system:anonymous (its Authorization is not forwarded:
+ *   kfront's connection would otherwise lend it kfront's identity).
  * passthrough: the Authorization header goes through untouched.
  * In every mode the client's own X-Remote-* headers are dropped: only kfront
  * may vouch for an identity.
  */
+#include "proxy/authz.h"
 #include "proxy/l7.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -52,12 +59,56 @@ static size_t push(struct lb_uhdr *out, size_t n, size_t max, const char *name, 
     return n + 1;
 }
 
-size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg, struct lb_uhdr *out,
-                              size_t max)
+/* An extra key as a header name: the apiserver path-unescapes what follows the prefix. */
+static const char *extra_header(struct kf_arena *a, const char *prefix, const char *key)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t plen = strlen(prefix), klen = strlen(key);
+    char *s = kf_arena_alloc(a, plen + 3 * klen + 1), *p;
+
+    if (!s)
+        return NULL;
+    memcpy(s, prefix, plen);
+    p = s + plen;
+    for (const unsigned char *k = (const unsigned char *)key; *k; k++) {
+        if (isalnum(*k) || *k == '-' || *k == '.' || *k == '_' || *k == '~') {
+            *p++ = (char)*k;
+        } else {
+            *p++ = '%';
+            *p++ = hex[*k >> 4];
+            *p++ = hex[*k & 15];
+        }
+    }
+    *p = '\0';
+    return s;
+}
+
+/* The reviewed user's headers (user, groups, extra) under the mode's names. */
+static size_t push_user(struct px_request *req, bool imp, const struct px_user *u,
+                        struct lb_uhdr *out, size_t n, size_t max)
+{
+    n = push(out, n, max, imp ? "Impersonate-User" : "X-Remote-User", u->name);
+    if (u->uid && u->uid[0]) /* X-Remote-Uid: apiservers with --requestheader-uid-headers */
+        n = push(out, n, max, imp ? "Impersonate-Uid" : "X-Remote-Uid", u->uid);
+    for (size_t i = 0; i < u->n_groups; i++)
+        n = push(out, n, max, imp ? "Impersonate-Group" : "X-Remote-Group", u->groups[i]);
+    for (size_t i = 0; i < u->n_extra; i++) {
+        const char *name = extra_header(
+            px_request_arena(req), imp ? "Impersonate-Extra-" : "X-Remote-Extra-", u->extra[i].key);
+        for (size_t j = 0; name && j < u->extra[i].n_values; j++)
+            n = push(out, n, max, name, u->extra[i].values[j]);
+    }
+    return n;
+}
+
+size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg,
+                              const struct config_backend *be, const struct px_user *reviewed,
+                              struct lb_uhdr *out, size_t max)
 {
     enum config_identity_mode mode = cfg->identity.mode;
     const struct px_peer_identity *peer = px_request_peer(req);
-    bool vouch = peer && peer->subject_cn[0] && mode != CONFIG_IDENTITY_PASSTHROUGH;
+    bool by_cert = peer && peer->subject_cn[0] && mode != CONFIG_IDENTITY_PASSTHROUGH;
+    bool vouch = mode != CONFIG_IDENTITY_PASSTHROUGH && (by_cert || reviewed);
     const char *user_hdr =
         mode == CONFIG_IDENTITY_IMPERSONATE ? "Impersonate-User" : "X-Remote-User";
     const char *group_hdr =
@@ -69,14 +120,19 @@ size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg, 
         if (px_request_header_at(req, i, &name, &value) && !drop_header(name, mode, vouch))
             n = push(out, n, max, name, value);
     }
-    if (!vouch && mode == CONFIG_IDENTITY_IMPERSONATE) {
-        /* kfront's own credentials carry the request: without a verified client it must
-         * not run as kfront, so it runs as the apiserver's anonymous user */
+    if (mode != CONFIG_IDENTITY_IMPERSONATE && !vouch)
+        return n;
+    /* kfront's own token (a kubeconfig user's) carries the impersonation */
+    if (mode == CONFIG_IDENTITY_IMPERSONATE && be && be->upstream_tls.authorization)
+        n = push(out, n, max, "Authorization", be->upstream_tls.authorization);
+    if (!vouch) {
+        /* kfront's connection authenticates as kfront whatever the headers say: a client it
+         * cannot vouch for is made anonymous explicitly, or it would act as kfront */
         n = push(out, n, max, user_hdr, "system:anonymous");
         return push(out, n, max, group_hdr, "system:unauthenticated");
     }
-    if (!vouch)
-        return n;
+    if (!by_cert)
+        return push_user(req, mode == CONFIG_IDENTITY_IMPERSONATE, reviewed, out, n, max);
     n = push(out, n, max, user_hdr, peer->subject_cn);
     for (size_t i = 0; i < peer->n_orgs; i++)
         n = push(out, n, max, group_hdr, peer->orgs[i]);
@@ -90,4 +146,22 @@ const char *px_l7_target(struct px_request *req)
     if (!q[0])
         return px_request_path(req);
     return kf_arena_sprintf(px_request_arena(req), "%s?%s", px_request_path(req), q);
+}
+
+size_t px_l7_own_identity_headers(const struct config *cfg, const struct config_backend *be,
+                                  struct lb_uhdr *out, size_t max)
+{
+    const struct config_authorization *cc = &cfg->authorization;
+    bool imp = cfg->identity.mode == CONFIG_IDENTITY_IMPERSONATE;
+    size_t n = 0;
+
+    /* a kubeconfig user's token is kfront's credential whatever the mode */
+    if (be && be->upstream_tls.authorization)
+        n = push(out, n, max, "Authorization", be->upstream_tls.authorization);
+    if (cfg->identity.mode == CONFIG_IDENTITY_PASSTHROUGH || !cc->user || !cc->user[0])
+        return n; /* kfront's own credentials speak for it */
+    n = push(out, n, max, imp ? "Impersonate-User" : "X-Remote-User", cc->user);
+    if (cc->group && cc->group[0])
+        n = push(out, n, max, imp ? "Impersonate-Group" : "X-Remote-Group", cc->group);
+    return n;
 }

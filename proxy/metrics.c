@@ -28,6 +28,8 @@ STAT_GETTER(timeouts_tunnel)
 STAT_GETTER(resets)
 STAT_GETTER(drain_closed)
 STAT_GETTER(rejected_global_maxconn)
+STAT_GETTER(upgrades_active)
+STAT_GETTER(upgrades_total)
 
 static uint64_t sum(struct px_daemon *d, stat_get_fn get)
 {
@@ -50,6 +52,10 @@ static void write_simple(struct px_daemon *d, struct evbuffer *out)
     } simple[] = {
         {"kfront_connections_active", "gauge", "Client connections open now.", get_tunnels_active},
         {"kfront_connections_total", "counter", "Client connections accepted.", get_tunnels_total},
+        {"kfront_http_upgrades_active", "gauge",
+         "Mode http protocol upgrades (exec, attach, port-forward) open now.", get_upgrades_active},
+        {"kfront_http_upgrades_total", "counter", "Mode http protocol upgrades started.",
+         get_upgrades_total},
         {"kfront_bytes_client_to_server_total", "counter", "Bytes forwarded to backends.",
          get_bytes_client_to_server},
         {"kfront_bytes_server_to_client_total", "counter", "Bytes forwarded to clients.",

@@ -94,6 +94,8 @@ struct px_worker_stats {
     _Atomic uint64_t resets;
     _Atomic uint64_t drain_closed;
     _Atomic uint64_t rejected_global_maxconn;
+    _Atomic uint64_t upgrades_active; /* mode http: exec/attach/port-forward tunnels */
+    _Atomic uint64_t upgrades_total;
 };
 
 enum px_cmd_type {
@@ -148,6 +150,7 @@ struct px_worker {
     struct px_accept_slot *slots;
     size_t n_slots;
     struct kf_list tunnels;   /* every live px_tunnel of this worker */
+    struct kf_list upgrades;  /* every live mode-http upgrade (l7_upgrade.c) */
     struct px_buf *free_bufs; /* typed free list: buffers are reused, not freed */
     unsigned n_free_bufs;
     pthread_mutex_t cmd_lock;
@@ -212,6 +215,10 @@ void px_worker_stop_listening(struct px_worker *w);
 void px_tunnel_start(struct px_worker *w, int client_fd, const struct px_binding *binding);
 void px_tunnels_close_all(struct px_worker *w);
 void px_bufs_free(struct px_worker *w);
+
+/* l7_upgrade.c */
+/** Close every upgrade of the worker (drain deadline, exit). */
+void px_upgrades_close_all(struct px_worker *w);
 
 /* admin.c */
 struct px_admin;

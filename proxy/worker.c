@@ -30,10 +30,12 @@ static void worker_run_cmd(struct px_worker *w, struct px_cmd *cmd)
         break;
     case PX_CMD_CLOSE_ALL:
         px_tunnels_close_all(w);
+        px_upgrades_close_all(w);
         break;
     case PX_CMD_EXIT:
         px_worker_stop_listening(w);
         px_tunnels_close_all(w);
+        px_upgrades_close_all(w);
         event_base_loopbreak(w->base);
         break;
     }
@@ -118,6 +120,7 @@ int px_workers_start(struct px_daemon *d, unsigned n)
         w->index = i;
         w->daemon = d;
         kf_list_init(&w->tunnels);
+        kf_list_init(&w->upgrades);
         kf_list_init(&w->cmds);
         pthread_mutex_init(&w->cmd_lock, NULL);
         w->base = worker_base_new();

@@ -365,7 +365,7 @@ static bool parse_resource(struct ks_req *r, const char *group, const char *vers
         return false;
     r->name = n >= 2 ? seg[1] : NULL;
     r->sub = n == 3 ? seg[2] : NULL;
-    if (r->sub && !ks_res_has_subresource(r->res, r->sub))
+    if (r->sub && !ks_res_has_subresource(r->res, r->sub) && !ks_is_exec(r))
         return false;
     return true;
 }
@@ -395,6 +395,15 @@ static bool injected_error(struct ks_req *r)
 
 static void dispatch_resource(struct ks_req *r)
 {
+    if (ks_is_exec(r)) {
+        /* authorized as create, whatever the method (the apiserver checks create for
+         * WebSocket GETs too) */
+        r->verb = KS_V_CREATE;
+        r->verb_known = true;
+        if (!injected_error(r) && ks_authorize_request(r))
+            ks_handle_exec(r);
+        return;
+    }
     if (!verb_from_method(r)) {
         ks_reply_error(r, 405, "MethodNotAllowed",
                        "the server does not allow this method on the requested resource");

@@ -8,7 +8,7 @@
  * the RBAC-like rules of the policy file.
  *
  * Policy file, one directive a line ('#' comments):
- *   token TOKEN USER [uid=UID] [groups=G1,G2]
+ *   token TOKEN USER [uid=UID] [groups=G1,G2] [extra=KEY=VALUE]...
  *   anonymous on|off
  *   allow (user=NAME|group=NAME) verbs=V,..|* resources=R,..|* [namespaces=N,..|*] [names=X,..]
  *   allow-path (user=NAME|group=NAME) paths=/p,..|* [verbs=get,..]
@@ -30,6 +30,8 @@ struct token {
     char *token, *user, *uid;
     char *groups[KS_MAX_GROUPS];
     size_t n_groups;
+    char *extra[8]; /* "KEY=VALUE" */
+    size_t n_extra;
 };
 
 struct rule {
@@ -99,6 +101,12 @@ static int parse_token(char **w, size_t n)
                  g = strtok_r(NULL, ",", &save))
                 t->groups[t->n_groups++] = strdup(g);
             free(v);
+        } else if ((v = kv(w[i], "extra"))) {
+            if (!strchr(v, '=') || t->n_extra == KF_ARRAY_SIZE(t->extra)) {
+                free(v);
+                return -EINVAL;
+            }
+            t->extra[t->n_extra++] = v;
         }
     }
     return 0;
@@ -229,6 +237,8 @@ void ks_policy_free(void)
         free(t->uid);
         for (size_t g = 0; g < t->n_groups; g++)
             free(t->groups[g]);
+        for (size_t e = 0; e < t->n_extra; e++)
+            free(t->extra[e]);
     }
     for (size_t i = 0; i < policy.n_rules; i++) {
         struct rule *r = &policy.rules[i];
@@ -285,6 +295,7 @@ static bool from_headers(struct ks_req *r)
     if (!user || !user[0])
         return false;
     r->user.name = user;
+    r->user.uid = px_request_header(r->px, "x-remote-uid"); /* --requestheader-uid-headers */
     for (size_t i = 0; px_request_header_at(r->px, i, &name, &value); i++) {
         if (strcmp(name, "x-remote-group") == 0)
             add_group(&r->user, value);
@@ -311,6 +322,12 @@ const struct ks_user *ks_token_user(struct kf_arena *a, const char *tok)
         for (size_t g = 0; g < t->n_groups; g++)
             add_group(u, t->groups[g]);
         add_group(u, "system:authenticated");
+        for (size_t e = 0; e < t->n_extra && u->n_extra < KF_ARRAY_SIZE(u->extra_keys); e++) {
+            const char *eq = strchr(t->extra[e], '=');
+            u->extra_keys[u->n_extra] =
+                kf_arena_strndup(a, t->extra[e], (size_t)(eq - t->extra[e]));
+            u->extra_values[u->n_extra++] = eq + 1;
+        }
         return u;
     }
     return NULL;
@@ -325,7 +342,7 @@ static void unauthorized(struct ks_req *r)
     ks_reply_status(r, &st);
 }
 
-bool ks_authenticate(struct ks_req *r)
+static bool authenticate_direct(struct ks_req *r)
 {
     const struct px_peer_identity *peer = px_request_peer(r->px);
     const char *auth = px_request_header(r->px, "authorization");
@@ -368,6 +385,59 @@ bool ks_authenticate(struct ks_req *r)
     }
     unauthorized(r);
     return false;
+}
+
+/*
+ * Impersonate-User / -Group / -Uid / -Extra-KEY: the authenticated user must be allowed the
+ * impersonate verb on each users/NAME, groups/NAME, uids/UID and userextras/KEY it asks for
+ * (system:masters is).
+ */
+static bool may_impersonate(struct ks_req *r, const char *group, const char *resource,
+                            const char *name)
+{
+    struct ks_attrs a = {.verb = "impersonate", .group = group, .resource = resource, .name = name};
+    const char *reason;
+
+    if (ks_authorize(r->user.name, r->user.groups, r->user.n_groups, &a, &reason) == KS_ALLOW)
+        return true;
+    ks_reply_forbidden(r, &a, reason);
+    return false;
+}
+
+static bool impersonate(struct ks_req *r)
+{
+    const char *target = px_request_header(r->px, "impersonate-user"), *name, *value;
+    struct ks_user as = {.name = target};
+
+    if (!target)
+        return true;
+    as.uid = px_request_header(r->px, "impersonate-uid");
+    for (size_t i = 0; px_request_header_at(r->px, i, &name, &value); i++) {
+        if (strcmp(name, "impersonate-group") == 0) {
+            add_group(&as, value);
+        } else if (strncmp(name, "impersonate-extra-", 18) == 0 &&
+                   as.n_extra < KF_ARRAY_SIZE(as.extra_keys)) {
+            as.extra_keys[as.n_extra] = extra_key(r->arena, name + 18);
+            as.extra_values[as.n_extra++] = value;
+        }
+    }
+    if (!may_impersonate(r, "", "users", target) ||
+        (as.uid && !may_impersonate(r, "authentication.k8s.io", "uids", as.uid)))
+        return false;
+    for (size_t i = 0; i < as.n_groups; i++)
+        if (!may_impersonate(r, "", "groups", as.groups[i]))
+            return false;
+    for (size_t i = 0; i < as.n_extra; i++)
+        if (!may_impersonate(r, "authentication.k8s.io", "userextras", as.extra_keys[i]))
+            return false;
+    add_group(&as, "system:authenticated");
+    r->user = as;
+    return true;
+}
+
+bool ks_authenticate(struct ks_req *r)
+{
+    return authenticate_direct(r) && impersonate(r);
 }
 
 /* ---- authorization ------------------------------------------------------------------------------

@@ -66,8 +66,11 @@ static void resource_json(struct ks_sb *sb, const struct ks_res *res)
 static void review_resources(struct ks_sb *sb, const char *group)
 {
     if (strcmp(group, "authentication.k8s.io") == 0)
-        ks_sb_adds(sb, "{\"name\":\"tokenreviews\",\"singularName\":\"\",\"namespaced\":false,"
-                       "\"kind\":\"TokenReview\",\"verbs\":[\"create\"]}");
+        ks_sb_adds(sb,
+                   "{\"name\":\"selfsubjectreviews\",\"singularName\":\"\","
+                   "\"namespaced\":false,\"kind\":\"SelfSubjectReview\",\"verbs\":[\"create\"]},"
+                   "{\"name\":\"tokenreviews\",\"singularName\":\"\",\"namespaced\":false,"
+                   "\"kind\":\"TokenReview\",\"verbs\":[\"create\"]}");
     else
         ks_sb_adds(sb, "{\"name\":\"subjectaccessreviews\",\"singularName\":\"\","
                        "\"namespaced\":false,\"kind\":\"SubjectAccessReview\","

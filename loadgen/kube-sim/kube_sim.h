@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct kf_arena;
 struct ProtobufCMessageDescriptor;
@@ -619,6 +620,17 @@ void ks_handle_update(struct ks_req *r);
 void ks_handle_patch(struct ks_req *r);
 void ks_handle_delete(struct ks_req *r);
 void ks_handle_delete_collection(struct ks_req *r);
+
+/* exec (exec.c) */
+/** pods/NAME/exec? (not a listed subresource: discovery names only those with objects) */
+static inline bool ks_is_exec(const struct ks_req *r)
+{
+    return r->res == &ks_res_pods && r->sub && strcmp(r->sub, "exec") == 0;
+}
+/** Serve pods/NAME/exec over WebSocket (the request is authorized already). */
+void ks_handle_exec(struct ks_req *r);
+/** Free every exec session (shutdown, after the servers are freed). */
+void ks_exec_shutdown(void);
 
 /* writes (write.c) */
 extern unsigned ks_pod_termination_ms;

@@ -335,6 +335,7 @@ out:
         px_server_free(plain_srv);
     if (admin_srv)
         px_server_free(admin_srv);
+    ks_exec_shutdown();
     ks_store_free();
     ks_policy_free();
     ks_metrics_free();

@@ -1,7 +1,8 @@
 /*
  * review: TokenReview and SubjectAccessReview, the two APIs kfront uses to
  * authenticate bearer tokens and authorize cached reads, answered from the
- * same tokens and rules as kube-sim's own requests (JSON only).
+ * same tokens and rules as kube-sim's own requests (JSON only), and
+ * SelfSubjectReview (`kubectl auth whoami`): who the request was judged as.
  */
 #include "loadgen/kube-sim/kube_sim.h"
 #include "proxy/http/http.h"
@@ -55,6 +56,54 @@ static bool audience_ok(const struct ks_json *aud)
     return false;
 }
 
+/* user.Info as authentication.k8s.io/v1 UserInfo: extra values grouped by key, keys in order. */
+static void user_info(struct ks_sb *sb, const struct ks_user *u)
+{
+    bool f = true;
+
+    ks_sb_addc(sb, '{');
+    str_member(sb, &f, "username", u->name);
+    str_member(sb, &f, "uid", u->uid);
+    ks_sb_adds(sb, f ? "\"groups\":" : ",\"groups\":");
+    str_array(sb, u->groups, u->n_groups);
+    if (u->n_extra) {
+        bool first_key = true;
+        ks_sb_adds(sb, ",\"extra\":{");
+        for (size_t i = 0; i < u->n_extra; i++) {
+            bool seen = false;
+            for (size_t j = 0; j < i && !seen; j++)
+                seen = strcmp(u->extra_keys[j], u->extra_keys[i]) == 0;
+            if (seen)
+                continue;
+            ks_sb_adds(sb, first_key ? "" : ",");
+            first_key = false;
+            ks_sb_json_cstr(sb, u->extra_keys[i]);
+            ks_sb_adds(sb, ":[");
+            for (size_t j = i, k = 0; j < u->n_extra; j++)
+                if (strcmp(u->extra_keys[j], u->extra_keys[i]) == 0) {
+                    ks_sb_adds(sb, k++ ? "," : "");
+                    ks_sb_json_cstr(sb, u->extra_values[j]);
+                }
+            ks_sb_addc(sb, ']');
+        }
+        ks_sb_addc(sb, '}');
+    }
+    ks_sb_addc(sb, '}');
+}
+
+static void self_subject_review(struct ks_req *r)
+{
+    struct ks_sb sb;
+
+    ks_sb_init(&sb, 512);
+    ks_sb_adds(&sb, "{\"kind\":\"SelfSubjectReview\",\"apiVersion\":\"authentication.k8s.io/v1\","
+                    "\"metadata\":{\"creationTimestamp\":null},\"status\":{\"userInfo\":");
+    user_info(&sb, &r->user);
+    ks_sb_adds(&sb, "}}");
+    ks_reply_sb_json(r, 201, &sb);
+    ks_sb_free(&sb);
+}
+
 static void token_review(struct ks_req *r, struct ks_json *body)
 {
     const struct ks_json *spec = ks_json_get(body, "spec");
@@ -74,13 +123,9 @@ static void token_review(struct ks_req *r, struct ks_json *body)
     }
     ks_sb_adds(&sb, "},\"status\":{");
     if (u) {
-        bool f = true;
-        ks_sb_adds(&sb, "\"authenticated\":true,\"user\":{");
-        str_member(&sb, &f, "username", u->name);
-        str_member(&sb, &f, "uid", u->uid);
-        ks_sb_adds(&sb, f ? "\"groups\":" : ",\"groups\":");
-        str_array(&sb, u->groups, u->n_groups);
-        ks_sb_adds(&sb, "},\"audiences\":[\"" API_AUDIENCE "\"]}}");
+        ks_sb_adds(&sb, "\"authenticated\":true,\"user\":");
+        user_info(&sb, u);
+        ks_sb_adds(&sb, ",\"audiences\":[\"" API_AUDIENCE "\"]}}");
     } else {
         ks_sb_adds(&sb, "\"user\":{},\"error\":\"invalid bearer token\"}}");
     }
@@ -202,17 +247,23 @@ static void subject_access_review(struct ks_req *r, struct ks_json *body)
 
 bool ks_review_handles(struct ks_req *r, const char *group, char **seg, size_t n)
 {
-    bool tr = strcmp(group, "authentication.k8s.io") == 0 && strcmp(seg[0], "tokenreviews") == 0;
+    bool authn = strcmp(group, "authentication.k8s.io") == 0;
+    bool tr = authn && strcmp(seg[0], "tokenreviews") == 0;
+    bool self = authn && strcmp(seg[0], "selfsubjectreviews") == 0;
     bool sar =
         strcmp(group, "authorization.k8s.io") == 0 && strcmp(seg[0], "subjectaccessreviews") == 0;
     struct ks_attrs a = {.verb = "create", .group = group, .resource = seg[0]};
     const char *reason;
 
-    if ((!tr && !sar) || n != 1)
+    if ((!tr && !sar && !self) || n != 1)
         return false;
     if (strcmp(r->method, "POST") != 0) {
         ks_reply_error(r, 405, "MethodNotAllowed",
                        "the server does not allow this method on the requested resource");
+        return true;
+    }
+    if (self) { /* every authenticated user may ask who it is (system:basic-user) */
+        self_subject_review(r);
         return true;
     }
     if (ks_authorize(r->user.name, r->user.groups, r->user.n_groups, &a, &reason) != KS_ALLOW) {

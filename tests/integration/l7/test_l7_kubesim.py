@@ -23,11 +23,13 @@ os.environ["KUBE_SIM"] = KUBE_SIM
 class Env:
     """kube-sim, kfront (mode http) in front of it, and a kubeconfig that points at kfront."""
 
-    def __init__(self, flags=False, **sim):
+    def __init__(self, flags=False, identity="front-proxy", **sim):
         self.sim = ksim.KubeSim(users=("alice=dev",), **sim)
         c = self.sim.certs
         self.port, admin = free_port(), f"127.0.0.1:{free_port()}"
         path = os.path.join(self.sim.dir, "kfront.yaml")
+        # impersonation rides on kfront's own identity: the admin certificate
+        own = "" if identity != "impersonate" else f", certFile: {c}/admin.crt, keyFile: {c}/admin.key"
         if flags:
             self._start_from_flags(c, admin)
             return
@@ -37,7 +39,7 @@ kind: KfrontConfiguration
 workers: 2
 admin: {{listen: "{admin}"}}
 identity:
-  mode: front-proxy
+  mode: {identity}
   proxyClientCertFile: {c}/front-proxy-client.crt
   proxyClientKeyFile: {c}/front-proxy-client.key
 frontends:
@@ -50,7 +52,7 @@ backends:
   - name: sim
     healthCheck: {{type: tls, interval: 200ms, timeout: 500ms, rise: 1, fall: 1,
                   tls: {{caFile: {c}/ca.crt}}}}
-    upstreamTLS: {{caFile: {c}/ca.crt}}
+    upstreamTLS: {{caFile: {c}/ca.crt{own}}}
     servers:
       - {{name: sim-1, address: "127.0.0.1:{self.sim.port}"}}
 """)
@@ -221,6 +223,69 @@ def test_curl_both_versions_protobuf_and_identity():
         code, body = env.curl("/api/v1/secrets", "-H", "X-Remote-User: system:admin",
                               "-H", "X-Remote-Group: system:masters", cert="user-alice")
         assert code == 403 and '"alice"' in json.loads(body)["message"], body
+    finally:
+        env.close()
+
+TOKEN_POLICY = ("token tok-bob bob uid=u-bob groups=dev,ops extra=example.io/team=blue "
+                "extra=example.io/team=green extra=scopes=read\n"
+                "allow user=bob verbs=get,list resources=configmaps\n")
+
+
+def whoami(env, url, token):
+    """The SelfSubjectReview kube-sim answers for a token client (no certificate)."""
+    out = subprocess.run(["curl", "-sS", "--cacert", os.path.join(env.sim.certs, "ca.crt"),
+                          "-H", f"Authorization: Bearer {token}", "-H",
+                          "Content-Type: application/json", "-w", "\n%{http_code}", "--data",
+                          '{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}',
+                          url + "/apis/authentication.k8s.io/v1/selfsubjectreviews"],
+                         capture_output=True, timeout=20)
+    body, _, code = out.stdout.rpartition(b"\n")
+    return int(code), body
+
+
+def test_token_clients_are_reviewed_and_vouched_for():
+    """Front-proxy and impersonate modes: a token client is authenticated by a TokenReview
+    (one per token per TTL) and reaches kube-sim as its user, groups, uid and extra, exactly
+    as kube-sim sees it directly; a bad token gets kube-sim's own 401."""
+    env = Env(policy=TOKEN_POLICY)
+    try:
+        code, direct = whoami(env, env.sim.url, "tok-bob")
+        assert code == 201, (code, direct)
+        user = json.loads(direct)["status"]["userInfo"]
+        assert user["username"] == "bob" and user["uid"] == "u-bob", user
+        assert user["extra"] == {"example.io/team": ["blue", "green"], "scopes": ["read"]}, user
+        for _ in range(5):
+            code, body = whoami(env, env.url, "tok-bob")
+            assert code == 201 and json.loads(body) == json.loads(direct), body
+        # one review per token per worker (2 workers), then the cache
+        assert 1 <= env.kf.metric('kfront_authz_requests_total{kind="tokenreview",result="authenticated"}') <= 2
+        # the identity is bob's, so kube-sim's authorizer applies bob's grants
+        out = subprocess.run(["curl", "-sS", "--cacert", os.path.join(env.sim.certs, "ca.crt"),
+                              "-H", "Authorization: Bearer tok-bob", "-w", "\n%{http_code}",
+                              env.url + "/api/v1/namespaces/default/secrets?resourceVersion=1"],
+                             capture_output=True, timeout=20)
+        body, _, code = out.stdout.rpartition(b"\n")
+        assert int(code) == 403 and b'User \\"bob\\"' in body, out.stdout
+        # a token kube-sim rejects: its own 401, byte for byte
+        code, direct_401 = whoami(env, env.sim.url, "tok-nobody")
+        code2, via_401 = whoami(env, env.url, "tok-nobody")
+        assert code == code2 == 401 and via_401 == direct_401, (via_401, direct_401)
+        # kubectl with a token kubeconfig
+        if shutil.which("kubectl"):
+            out = subprocess.run(["kubectl", "--server", env.url, "--certificate-authority",
+                                  os.path.join(env.sim.certs, "ca.crt"), "--token", "tok-bob",
+                                  "auth", "whoami", "-o", "json"], capture_output=True,
+                                 text=True, timeout=20)
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout)["status"]["userInfo"] == user, out.stdout
+    finally:
+        env.close()
+    env = Env(policy=TOKEN_POLICY, identity="impersonate")
+    try:
+        code, body = whoami(env, env.url, "tok-bob")
+        assert code == 201 and json.loads(body)["status"]["userInfo"] == user, body
+        code, body = whoami(env, env.url, "tok-nobody")
+        assert code == 401, body
     finally:
         env.close()
 

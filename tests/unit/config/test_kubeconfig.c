@@ -69,7 +69,7 @@ Test(kubeconfig, current_context_picks_its_cluster_and_user)
     snprintf(want, sizeof(want), "%s/certs/u2.crt", dir);
     cr_expect_str_eq(kc.tls.cert_file, want); /* relative to the kubeconfig's folder */
     cr_expect_str_eq(kc.tls.key_file, "/abs/u2.key");
-    cr_expect_str_eq(kc.tls.bearer_token, "t0k");
+    cr_expect_str_eq(kc.tls.authorization, "Bearer t0k");
     kf_arena_free(a);
 }
 
@@ -85,7 +85,7 @@ Test(kubeconfig, token_file_is_read_and_trimmed)
     char err[256];
 
     cr_assert_eq(config_kubeconfig_load(path, a, &kc, err, sizeof(err)), 0, "%s", err);
-    cr_expect_str_eq(kc.tls.bearer_token, "s3cret");
+    cr_expect_str_eq(kc.tls.authorization, "Bearer s3cret");
     kf_arena_free(a);
 }
 

@@ -286,6 +286,7 @@ static void start(const char *authorization)
     cr_assert_not_null(T.lb);
     T.gen.cfg = T.cfg;
     T.gen.lb = T.lb;
+    atomic_init(&T.gen.refs, 1); /* the test owns it: waits only borrow it */
     T.binding.pool = lb_find_pool(T.lb, "api");
     T.binding.backend = &T.cfg->backends[0];
     T.w.base = T.base;
@@ -638,7 +639,7 @@ static const char *text_of(struct codec_buf *b)
 Test(authz_status, bodies)
 {
     struct px_reqinfo info;
-    struct px_authz_decision d = {PX_AUTHZ_DENY, "u", "r"};
+    struct px_authz_decision d = {.result = PX_AUTHZ_DENY, .user = "u", .reason = "r"};
     struct codec_buf b;
 
     codec_buf_init(&b);

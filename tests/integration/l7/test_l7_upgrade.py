@@ -1,0 +1,306 @@
+"""Protocol upgrades (kubectl exec) through kfront in mode http: the real kubectl against
+kube-sim's WebSocket exec, curl for answers that are not 101, and a scripted TLS upstream
+for broken 101 responses and tunnels that die."""
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
+from kftest import Kfront, Test, free_port, wait_for  # noqa: E402
+from test_l7_kubesim import Env  # noqa: E402
+
+WS_HEADERS = ["-H", "Connection: Upgrade", "-H", "Upgrade: websocket",
+              "-H", "Sec-WebSocket-Version: 13", "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+              "-H", "Sec-WebSocket-Protocol: v5.channel.k8s.io"]
+
+
+def first_pod(env):
+    pod = json.loads(env.kubectl("get", "pods", "-A", "-o", "json").stdout)["items"][0]
+    return pod["metadata"]["namespace"], pod["metadata"]["name"]
+
+
+def test_kubectl_exec_through_kfront():
+    if not shutil.which("kubectl"):
+        print("kubectl not installed: skipped")
+        return
+    env = Env()
+    try:
+        ns, pod = first_pod(env)
+        out = env.kubectl("exec", "-n", ns, pod, "--", "echo", "hello")
+        assert out.stdout == "hello\n", out
+        out = subprocess.run(["kubectl", "--kubeconfig", env.kubeconfig, "exec", "-i", "-n", ns,
+                              pod, "--", "cat"], input="data\nmore data\n", capture_output=True,
+                             text=True, timeout=30)
+        assert out.returncode == 0 and out.stdout == "data\nmore data\n", out
+        out = env.kubectl("exec", "-n", ns, pod, "--", "sh", "-c", "exit 3", check=False)
+        assert out.returncode == 3, out
+        # 1 MiB through cat: backpressure both ways, nothing lost or reordered
+        blob = "".join(f"{i:07d}\n" for i in range(131072))
+        out = subprocess.run(["kubectl", "--kubeconfig", env.kubeconfig, "exec", "-i", "-n", ns,
+                              pod, "--", "cat"], input=blob, capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0 and out.stdout == blob, (len(out.stdout), out.stderr[-500:])
+        assert env.kf.metric('kfront_http_requests_total{verb="get",resource="pods/exec",code="101"}') == 4
+        wait_for(lambda: env.kf.metric("kfront_http_upgrades_active") == 0, 5, "tunnels closed")
+    finally:
+        env.close()
+
+
+def test_upgrade_answered_without_101_is_relayed():
+    env = Env()
+    try:
+        ns, pod = first_pod(env)
+        path = f"/api/v1/namespaces/{ns}/pods/{pod}/exec?command=echo&stdout=true"
+        # alice may not exec: kube-sim's 403 Status reaches the client, naming her
+        code, body = env.curl(path, *WS_HEADERS, cert="user-alice", http="--http1.1")
+        st = json.loads(body)
+        assert code == 403 and st["reason"] == "Forbidden" and '"alice"' in st["message"], body
+        # a pod that does not exist: 404
+        code, body = env.curl(f"/api/v1/namespaces/{ns}/pods/nope/exec?command=echo",
+                              *WS_HEADERS, http="--http1.1")
+        assert code == 404 and json.loads(body)["reason"] == "NotFound", body
+        # HTTP/2 cannot upgrade: answered as a normal request (kube-sim: 400)
+        code, body = env.curl(path, http="--http2")
+        assert code == 400, (code, body)
+        code, _ = env.curl("/api/v1/namespaces/default/configmaps", http="--http1.1")
+        assert code == 200
+    finally:
+        env.close()
+
+
+# ---- a scripted upstream ----------------------------------------------------------------
+
+class ScriptedUpstream:
+    """TLS HTTP/1.1 server whose answer to an upgrade depends on the pod name in the path."""
+
+    def __init__(self, certs):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(certs, "apiserver.crt"),
+                                 os.path.join(certs, "apiserver.key"))
+        self.ctx.set_alpn_protocols(["http/1.1"])
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.seen = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, raw):
+        try:
+            c = self.ctx.wrap_socket(raw, server_side=True)
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                self.seen.append(head.decode())
+                path = head.split(b" ")[1].decode()
+                if not self._answer(c, path):
+                    return
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            raw.close()
+
+    def _answer(self, c, path):
+        up = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        if "/bad101/" in path:      # 101 without Upgrade/Connection: not a switch
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nX-A: b\r\n\r\n")
+        elif "/garbage/" in path:   # not HTTP at all
+            c.sendall(b"SSH-2.0-OpenSSH\r\n\r\n")
+        elif "/hugehead/" in path:  # a head beyond any sane bound
+            c.sendall(up + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n")
+            time.sleep(0.5)
+        elif "/dies/" in path:      # switches, says something, then the server dies
+            c.sendall(up + b"\r\nhello from upstream")
+            time.sleep(0.3)
+            c.close()
+        elif "/echo/" in path:      # a tunnel that echoes until the client ends
+            c.sendall(up + b"\r\n")
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    return False
+                c.sendall(data)
+        else:
+            body = b'{"kind":"Status","status":"Success"}'
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                      + str(len(body)).encode() + b"\r\n\r\n" + body)
+            return True
+        return False
+
+    def close(self):
+        self.sock.close()
+
+
+def upgrade(port, certs, pod, extra=b""):
+    """Send an upgrade for pods/<pod>/exec through kfront; returns (socket, head, rest)."""
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(certs, "admin.crt"), os.path.join(certs, "admin.key"))
+    ctx.set_alpn_protocols(["http/1.1"])
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                        server_hostname="127.0.0.1")
+    s.sendall(f"GET /api/v1/namespaces/default/pods/{pod}/exec?command=x HTTP/1.1\r\n"
+              "Host: kfront\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              "X-Remote-User: forged\r\n\r\n".encode() + extra)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = s.recv(65536)
+        if not data:
+            break
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return s, head.decode(errors="replace"), rest
+
+
+def read_to_eof(s, rest=b""):
+    while True:
+        try:
+            data = s.recv(65536)
+        except (ConnectionResetError, ssl.SSLError):
+            return rest, "reset"
+        if not data:
+            return rest, "eof"
+        rest += data
+
+
+def test_broken_upstreams_close_the_client_cleanly():
+    env = Env()
+    fake = ScriptedUpstream(env.sim.certs)
+    c = env.sim.certs
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    path = os.path.join(env.sim.dir, "kfront-fake.yaml")
+    with open(path, "w") as f:
+        f.write(f"""apiVersion: kfront.io/v1alpha1
+kind: KfrontConfiguration
+workers: 1
+admin: {{listen: "{admin}"}}
+identity:
+  mode: front-proxy
+  proxyClientCertFile: {c}/front-proxy-client.crt
+  proxyClientKeyFile: {c}/front-proxy-client.key
+frontends:
+  - name: api
+    listen: ["127.0.0.1:{port}"]
+    mode: http
+    backend: fake
+    tls: {{certFile: {c}/apiserver.crt, keyFile: {c}/apiserver.key, clientCAFile: {c}/ca.crt}}
+backends:
+  - name: fake
+    upstreamTLS: {{caFile: {c}/ca.crt}}
+    servers:
+      - {{name: fake-1, address: "127.0.0.1:{fake.port}"}}
+""")
+    kf = Kfront(["--config", path], admin=admin)
+    try:
+        for pod in ("bad101", "garbage", "hugehead"):
+            s, head, rest = upgrade(port, c, pod)
+            assert head.startswith("HTTP/1.1 502"), (pod, head)
+            body, how = read_to_eof(s, rest)
+            assert b'"code":502' in body and how == "eof", (pod, body, how)
+            s.close()
+        # the server dies mid-tunnel: the client gets what it sent, then a clean end
+        s, head, rest = upgrade(port, c, "dies")
+        assert head.startswith("HTTP/1.1 101"), head
+        assert "upgrade: websocket" in head.lower(), head
+        body, how = read_to_eof(s, rest)
+        assert body == b"hello from upstream" and how == "eof", (body, how)
+        s.close()
+        # bytes sent right behind the request head reach the server; echo both ways
+        s, head, rest = upgrade(port, c, "echo", b"early")
+        assert head.startswith("HTTP/1.1 101"), head
+        while len(rest) < 5:
+            rest += s.recv(100)
+        s.sendall(b"x" * 300000)
+        got = rest
+        while len(got) < 5 + 300000:
+            got += s.recv(65536)
+        assert got == b"early" + b"x" * 300000
+        s.close()
+        # identity: kfront vouched (front-proxy headers for admin), the forged one was dropped
+        exec_heads = [h for h in fake.seen if "/exec" in h]
+        assert exec_heads and all("X-Remote-User: kubernetes-admin" in h and "forged" not in h
+                                  and "Upgrade: websocket" in h for h in exec_heads), exec_heads
+        # and kfront keeps serving other requests
+        ctx = ssl.create_default_context(cafile=os.path.join(c, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(c, "admin.crt"), os.path.join(c, "admin.key"))
+        out = subprocess.run(["curl", "-sS", "--cacert", os.path.join(c, "ca.crt"), "--cert",
+                              os.path.join(c, "admin.crt"), "--key", os.path.join(c, "admin.key"),
+                              f"https://127.0.0.1:{port}/api/v1/namespaces"], capture_output=True,
+                             timeout=20)
+        assert out.returncode == 0 and b"Success" in out.stdout, out
+        wait_for(lambda: kf.metric("kfront_http_upgrades_active") == 0, 5, "tunnels closed")
+        assert kf.metric('kfront_http_requests_total{verb="get",resource="pods/exec",code="502"}') == 3
+    finally:
+        kf.stop()
+        fake.close()
+        env.close()
+
+
+def test_upstream_kubeconfig_only():
+    """kfront from --mode http --upstream-kubeconfig and serving flags alone: the server, CA and
+    kfront's own credentials come from kube-sim's kubeconfig; clients are impersonated."""
+    if not shutil.which("kubectl"):
+        print("kubectl not installed: skipped")
+        return
+    import ksim
+    sim = ksim.KubeSim(users=("alice=dev",))
+    c = sim.certs
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    kf = Kfront(["--mode", "http", "--upstream-kubeconfig", sim.kubeconfig,
+                 "--tls-cert-file", f"{c}/apiserver.crt", "--tls-private-key-file",
+                 f"{c}/apiserver.key", "--client-ca-file", f"{c}/ca.crt",
+                 "--listen", f"127.0.0.1:{port}", "--admin-listen", admin], admin=admin)
+    try:
+        wait_for(lambda: kf.metric("kfront_backend_up") == 1, 10, "kube-sim up")
+        kubeconfig = os.path.join(sim.dir, "via-kfront")
+        with open(sim.kubeconfig) as f:
+            text = f.read()
+        with open(kubeconfig, "w") as f:
+            f.write(text.replace(sim.url, f"https://127.0.0.1:{port}"))
+        run = lambda *a: subprocess.run(["kubectl", "--kubeconfig", kubeconfig] + list(a),
+                                        capture_output=True, text=True, timeout=30)
+        out = run("get", "nodes", "-o", "name")
+        assert out.returncode == 0 and len(out.stdout.split()) == 6, out
+        pod = json.loads(run("get", "pods", "-A", "-o", "json").stdout)["items"][0]["metadata"]
+        out = run("exec", "-n", pod["namespace"], pod["name"], "--", "echo", "impersonated")
+        assert out.returncode == 0 and out.stdout == "impersonated\n", out
+        # alice is impersonated as herself: kube-sim refuses her by name
+        out = subprocess.run(["curl", "-sS", "--cacert", f"{c}/ca.crt", "--cert",
+                              f"{c}/user-alice.crt", "--key", f"{c}/user-alice.key",
+                              f"https://127.0.0.1:{port}/api/v1/secrets"], capture_output=True,
+                             timeout=20)
+        st = json.loads(out.stdout)
+        assert st["code"] == 403 and '"alice"' in st["message"], st
+        # a client without a certificate is not vouched for: anonymous, not kfront's identity
+        out = subprocess.run(["curl", "-sS", "--cacert", f"{c}/ca.crt", "-o", "/dev/null",
+                              "-w", "%{http_code}", f"https://127.0.0.1:{port}/api/v1/secrets"],
+                             capture_output=True, text=True, timeout=20)
+        assert out.stdout in ("401", "403"), out
+    finally:
+        kf.stop()
+        sim.stop()
+
+
+if __name__ == "__main__":
+    Test().run([v for k, v in list(globals().items()) if k.startswith("test_")])
