@@ -79,6 +79,7 @@ struct config *cfg_alloc(const char *source)
     cfg->timeouts.connect_ms = 5000;
     cfg->timeouts.client_hello_ms = 10000;
     cfg->timeouts.drain_ms = 30000;
+    cfg->timeouts.request_ms = 60000; /* the apiserver's --request-timeout */
     return cfg;
 fail:
     kf_arena_free(arena);

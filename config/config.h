@@ -185,6 +185,7 @@ struct config_timeouts {
     uint32_t server_ms;       /* server inactivity; default 0 */
     uint32_t tunnel_ms;       /* inactivity in both directions once established; default 0 */
     uint32_t drain_ms;        /* graceful shutdown deadline; default 30000 */
+    uint32_t request_ms;      /* mode http, short requests (not watches or streams); 60000 */
 };
 
 struct config_admin {

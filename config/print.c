@@ -225,6 +225,7 @@ static void print_globals(const struct config *cfg, FILE *out)
     put_duration(out, 2, "server", t->server_ms);
     put_duration(out, 2, "tunnel", t->tunnel_ms);
     put_duration(out, 2, "drain", t->drain_ms);
+    put_duration(out, 2, "request", t->request_ms);
 }
 
 int config_print_yaml(const struct config *cfg, FILE *out)

@@ -720,6 +720,7 @@ static const struct field timeout_fields[] = {
     DUR("connect", TO(connect_ms), 1), DUR("clientHello", TO(client_hello_ms), 0),
     DUR("client", TO(client_ms), 0),   DUR("server", TO(server_ms), 0),
     DUR("tunnel", TO(tunnel_ms), 0),   DUR("drain", TO(drain_ms), 0),
+    DUR("request", TO(request_ms), 0),
 };
 static const struct fieldset timeout_set = SET(timeout_fields, .has_loc = false);
 

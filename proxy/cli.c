@@ -40,6 +40,7 @@ enum {
     OPT_PROXY_CERT,
     OPT_PROXY_KEY,
     OPT_GOAWAY,
+    OPT_REQUEST_TIMEOUT,
     OPT_CACHE,
     OPT_UPSTREAM_KUBECONFIG,
     OPT_CACHE_RESOURCES,
@@ -74,6 +75,7 @@ static const struct option options[] = {
     {"proxy-client-cert-file", required_argument, NULL, OPT_PROXY_CERT},
     {"proxy-client-key-file", required_argument, NULL, OPT_PROXY_KEY},
     {"goaway-chance", required_argument, NULL, OPT_GOAWAY},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"cache", required_argument, NULL, OPT_CACHE},
     {"upstream-kubeconfig", required_argument, NULL, OPT_UPSTREAM_KUBECONFIG},
     {"cache-resources", required_argument, NULL, OPT_CACHE_RESOURCES},
@@ -110,6 +112,7 @@ void px_cli_usage(FILE *out)
           "  --proxy-client-cert-file  front-proxy client certificate (front-proxy mode)\n"
           "  --proxy-client-key-file   its key\n"
           "  --goaway-chance P         HTTP/2 GOAWAY probability per response (0..0.02)\n"
+          "  --request-timeout D       deadline of short requests (default 60s; 0s: none)\n"
           "  --cache=true|false        serve reads from the watch cache (default true)\n"
           "  --cache-resources LIST    what is cached, e.g. pods,configmaps,"
           "endpointslices.discovery.k8s.io\n"
@@ -281,6 +284,13 @@ static int handle_http_option(struct px_cli *cli, int opt, const char *arg)
         cli->goaway_chance_ppm = (uint32_t)(p * 1e6 + 0.5);
         return 0;
     }
+    case OPT_REQUEST_TIMEOUT:
+        if (config_parse_duration_ms(arg, &cli->request_timeout_ms) < 0) {
+            fprintf(stderr, "kfront: --request-timeout: expected a duration such as 60s or 1m\n");
+            return -EINVAL;
+        }
+        cli->request_timeout_set = true;
+        return 0;
     case OPT_TLS_CERT:
         cli->tls_cert_file = arg;
         return 0;

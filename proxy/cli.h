@@ -36,6 +36,8 @@ struct px_cli {
     enum config_identity_mode identity_mode;
     bool identity_mode_set; /* --identity-mode given: no default from --upstream-kubeconfig */
     uint32_t goaway_chance_ppm;
+    uint32_t request_timeout_ms; /* --request-timeout, when request_timeout_set */
+    bool request_timeout_set;
     bool http_flag_set; /* any of the above: they build a config, like --listen */
     /* the watch cache (mode http); override the file too */
     bool cache_set, cache_enabled;

@@ -12,6 +12,8 @@ static void flags_http(const struct px_cli *cli, struct config *cfg, struct conf
     fe->mode = cli->mode;
     fe->max_concurrent_streams = 100;
     fe->goaway_chance_ppm = cli->goaway_chance_ppm;
+    if (cli->request_timeout_set)
+        cfg->timeouts.request_ms = cli->request_timeout_ms;
     fe->tls.cert_file = cli->tls_cert_file;
     fe->tls.key_file = cli->tls_key_file;
     fe->tls.client_ca_file = cli->client_ca_file;

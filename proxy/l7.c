@@ -8,6 +8,12 @@
  *
  * Request states: UPSTREAM (waiting for the response head) -> STREAMING ->
  * DONE. A client that goes away cancels the upstream stream.
+ *
+ * Short requests (not watches, exec, logs, ...) have a deadline like the
+ * apiserver's --request-timeout, shortened by their timeout parameter, plus
+ * one second so that the apiserver, which applies the same deadline, answers
+ * first. Past it the client gets the apiserver's 504 Timeout Status, or a
+ * reset stream when the response had begun.
  */
 #include "proxy/l7.h"
 
@@ -18,11 +24,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/event.h>
+
 #include "proxy/l7_cache.h"
 #include "proxy/reqinfo.h"
 
-#define L7_MAX_HEADERS 128
-#define L7_LOW_WATER   (64 * 1024)
+#define L7_MAX_HEADERS       128
+#define L7_LOW_WATER         (64 * 1024)
+#define L7_DEADLINE_GRACE_MS 1000
 
 enum l7_state {
     L7_UPSTREAM,
@@ -40,7 +49,8 @@ struct l7_req {
     struct px_worker *worker;
     size_t unconsumed; /* handed to the client side, not yet acknowledged upstream */
     uint64_t started_us;
-    int code; /* the status the client got */
+    int code;               /* the status the client got */
+    struct event *deadline; /* short requests only */
     struct px_reqinfo info;
 };
 
@@ -93,6 +103,8 @@ static void reply_status(struct px_request *preq, int code, const char *reason, 
 
 static void l7_finish(struct l7_req *r, int code)
 {
+    if (r->deadline)
+        event_free(r->deadline);
     if (r->lb)
         lb_release(r->lb);
     px_l7_count(r->worker, &r->info, code, kf_now_us() - r->started_us);
@@ -192,6 +204,57 @@ static void on_up_end(struct lb_ureq *ureq, int error, void *arg)
     l7_finish(r, code);
 }
 
+/* The apiserver's own answer when its request deadline passes (NewTimeoutError). */
+static void reply_timeout(struct px_request *preq)
+{
+    static const char body[] =
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+        "\"message\":\"Timeout: request did not complete within requested timeout - context "
+        "deadline exceeded\",\"reason\":\"Timeout\",\"details\":{},\"code\":504}\n";
+
+    px_response_header(preq, "Cache-Control", "no-cache, private");
+    px_response_simple(preq, 504, "application/json", body, sizeof(body) - 1);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct l7_req *r = arg;
+    int code = r->code;
+
+    (void)fd, (void)what;
+    lb_ureq_cancel(r->ureq);
+    r->ureq = NULL;
+    px_request_on_close(r->preq, NULL, NULL);
+    px_request_on_drain(r->preq, NULL, NULL);
+    if (r->state == L7_STREAMING) {
+        px_response_abort(r->preq); /* a cut body must not pass for a whole one */
+    } else {
+        code = 504;
+        reply_timeout(r->preq);
+    }
+    kf_info("l7", "%s %s: no complete answer within the request deadline", r->info.verb,
+            r->info.resource[0] ? r->info.resource : px_request_path(r->preq));
+    l7_set_state(r, L7_DONE);
+    l7_finish(r, code);
+}
+
+/* Arm the deadline of a short request: min(timeout parameter, timeouts.request) + grace. */
+static void arm_deadline(struct l7_req *r, const struct config *cfg)
+{
+    uint32_t ms = cfg->timeouts.request_ms, asked;
+    const char *param = px_request_query(r->preq, "timeout");
+
+    if (!ms || px_reqinfo_long_running(&r->info))
+        return;
+    if (param && config_parse_duration_ms(param, &asked) == 0 && asked > 0 && asked < ms)
+        ms = asked; /* a malformed one is the apiserver's to refuse (400) */
+    ms += L7_DEADLINE_GRACE_MS;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    r->deadline = evtimer_new(r->worker->base, on_deadline, r);
+    if (r->deadline)
+        evtimer_add(r->deadline, &tv);
+}
+
 static const struct lb_ureq_callbacks upstream_cbs = {
     .on_headers = on_up_headers,
     .on_data = on_up_data,
@@ -270,5 +333,7 @@ void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_req
         reply_status(preq, 503, "ServiceUnavailable",
                      rc == -EHOSTUNREACH ? "no apiserver is available" : strerror(-rc));
         l7_finish(r, 503);
+        return;
     }
+    arm_deadline(r, w->gen->cfg);
 }

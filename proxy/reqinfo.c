@@ -62,8 +62,14 @@ static void lower_method(const char *method, struct px_reqinfo *info)
 static void resource_parts(char **parts, size_t n, bool watch, const char *method,
                            struct px_reqinfo *info)
 {
+    bool proxy = false;
+
     if (n > 0 && strcmp(parts[0], "watch") == 0) { /* deprecated /watch/ paths */
         watch = true;
+        parts++;
+        n--;
+    } else if (n > 0 && strcmp(parts[0], "proxy") == 0) { /* deprecated /proxy/ paths */
+        proxy = true;
         parts++;
         n--;
     }
@@ -85,7 +91,7 @@ static void resource_parts(char **parts, size_t n, bool watch, const char *metho
         size_t len = strlen(info->resource);
         snprintf(info->resource + len, sizeof(info->resource) - len, "/%s", parts[2]);
     }
-    const char *verb = http_verb(method, n >= 2, watch);
+    const char *verb = proxy ? "proxy" : http_verb(method, n >= 2, watch);
     if (verb)
         set(info->verb, sizeof(info->verb), verb);
     info->is_resource = true;
@@ -224,4 +230,17 @@ void px_reqinfo_field_selector(struct px_reqinfo *info, const char *field_select
             set(info->name, sizeof(info->name), terms[i].value);
         return;
     }
+}
+
+bool px_reqinfo_long_running(const struct px_reqinfo *info)
+{
+    static const char *const subresources[] = {"attach", "exec", "proxy", "log", "portforward"};
+    const char *slash = strchr(info->resource, '/');
+
+    if (strcmp(info->verb, "watch") == 0 || strcmp(info->verb, "proxy") == 0)
+        return true;
+    for (size_t i = 0; slash && i < KF_ARRAY_SIZE(subresources); i++)
+        if (strcmp(slash + 1, subresources[i]) == 0)
+            return true;
+    return false;
 }

@@ -26,6 +26,13 @@ struct px_reqinfo {
 void px_reqinfo_parse(const char *method, const char *path, bool watch_param,
                       struct px_reqinfo *info);
 
+/**
+ * Long-running as the apiserver's BasicLongRunningRequestCheck judges it:
+ * verbs watch and proxy, subresources attach, exec, proxy, log and
+ * portforward. Such requests get no request deadline.
+ */
+bool px_reqinfo_long_running(const struct px_reqinfo *info);
+
 /** One term of a field selector: key as written, value unescaped. */
 struct px_field_term {
     const char *key;

@@ -23,7 +23,7 @@ os.environ["KUBE_SIM"] = KUBE_SIM
 class Env:
     """kube-sim, kfront (mode http) in front of it, and a kubeconfig that points at kfront."""
 
-    def __init__(self, flags=False, identity="front-proxy", **sim):
+    def __init__(self, flags=False, identity="front-proxy", extra_yaml="", **sim):
         self.sim = ksim.KubeSim(users=("alice=dev",), **sim)
         c = self.sim.certs
         self.port, admin = free_port(), f"127.0.0.1:{free_port()}"
@@ -37,7 +37,7 @@ class Env:
             f.write(f"""apiVersion: kfront.io/v1alpha1
 kind: KfrontConfiguration
 workers: 2
-admin: {{listen: "{admin}"}}
+{extra_yaml}admin: {{listen: "{admin}"}}
 identity:
   mode: {identity}
   proxyClientCertFile: {c}/front-proxy-client.crt
@@ -286,6 +286,34 @@ def test_token_clients_are_reviewed_and_vouched_for():
         assert code == 201 and json.loads(body)["status"]["userInfo"] == user, body
         code, body = whoami(env, env.url, "tok-nobody")
         assert code == 401, body
+    finally:
+        env.close()
+
+def test_short_requests_have_a_deadline_and_watches_do_not():
+    """timeouts.request: an apiserver that does not answer a GET in time gets the client the
+    apiserver's 504 Timeout Status one second after the deadline (the request's timeout
+    parameter shortens it); a watch through the same slow apiserver is not cut."""
+    env = Env(extra_yaml="timeouts: {request: 2s}\ncache: {enabled: false}\n")
+    try:
+        env.sim.admin_post("/faults?delayMs=4500")
+        t0 = time.monotonic()
+        code, body = env.curl("/api/v1/namespaces/default/configmaps")
+        took = time.monotonic() - t0
+        st = json.loads(body)
+        assert code == 504 and st == {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "Timeout: request did not complete within requested timeout - "
+                       "context deadline exceeded", "reason": "Timeout", "details": {},
+            "code": 504}, body
+        assert 2.9 <= took <= 4.4, took
+        t0 = time.monotonic()
+        code, _ = env.curl("/api/v1/namespaces/default/configmaps?timeout=1s", http="--http1.1")
+        took = time.monotonic() - t0
+        assert code == 504 and 1.9 <= took <= 2.9, (code, took)
+        # a watch waits out the delay and then streams
+        code, body = env.curl("/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1")
+        assert code == 200 and b'"type":"ADDED"' in body, (code, body[:200])
+        assert env.kf.metric('kfront_http_requests_total{verb="list",resource="configmaps",code="504"}') == 2
     finally:
         env.close()
 

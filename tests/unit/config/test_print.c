@@ -57,6 +57,7 @@ Test(print, haproxy_import_as_yaml)
                            "  server: 50s\n"
                            "  tunnel: 0s\n"
                            "  drain: 30s\n"
+                           "  request: 1m\n"
                            "frontends:\n"
                            "  - name: kube-apiserver\n"
                            "    listen: [\"*:6443\"]\n"

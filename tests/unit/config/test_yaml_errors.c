@@ -132,7 +132,7 @@ Test(yaml_errors, unknown_keys)
                 "one of name, address, weight, backup, local, state or check\n");
     expect_only(YAML_MIN "timeouts: {idle: 5s}\n",
                 "kfront.yaml:12:12: error: timeouts.idle: unknown key, expected one of connect, "
-                "clientHello, client, server, tunnel or drain\n");
+                "clientHello, client, server, tunnel, drain or request\n");
 }
 
 Test(yaml_errors, duplicate_keys)

@@ -138,3 +138,28 @@ Test(reqinfo, metadata_name_selector_names_the_object)
                      "p");
     cr_expect_str_eq(with_selector("/api/v1/pods", false, NULL).name, "");
 }
+
+static bool long_running(const char *method, const char *path, bool watch)
+{
+    struct px_reqinfo i;
+
+    px_reqinfo_parse(method, path, watch, &i);
+    return px_reqinfo_long_running(&i);
+}
+
+Test(reqinfo, long_running_like_the_apiservers_check)
+{
+    cr_expect(long_running("GET", "/api/v1/pods", true));
+    cr_expect(long_running("GET", "/api/v1/watch/namespaces/d/pods", false));
+    cr_expect(long_running("GET", "/api/v1/namespaces/d/pods/p/log", false));
+    cr_expect(long_running("POST", "/api/v1/namespaces/d/pods/p/exec", false));
+    cr_expect(long_running("GET", "/api/v1/namespaces/d/pods/p/attach", false));
+    cr_expect(long_running("POST", "/api/v1/namespaces/d/pods/p/portforward", false));
+    cr_expect(long_running("GET", "/api/v1/namespaces/d/services/s/proxy/x/y", false));
+    cr_expect(long_running("GET", "/api/v1/proxy/namespaces/d/pods/p", false));
+    cr_expect_not(long_running("GET", "/api/v1/pods", false));
+    cr_expect_not(long_running("GET", "/api/v1/namespaces/d/pods/p", false));
+    cr_expect_not(long_running("PATCH", "/api/v1/namespaces/d/pods/p/status", false));
+    cr_expect_not(long_running("POST", "/apis/authentication.k8s.io/v1/tokenreviews", false));
+    cr_expect_not(long_running("GET", "/healthz", false));
+}
