@@ -155,6 +155,8 @@ struct config_backend {
     /* mode http: how kfront connects to the servers (CA that verifies them, kfront's own
      * client identity), e.g. from --upstream-kubeconfig */
     struct config_tls_client upstream_tls;
+    const char *kubeconfig; /* upstream_tls and servers from a kubeconfig (YAML "kubeconfig") */
+    struct config_loc kubeconfig_loc;
     struct config_server *servers;
     size_t n_servers;
     struct config_loc loc;
@@ -316,6 +318,14 @@ struct config_kubeconfig {
  */
 int config_kubeconfig_load(const char *path, struct kf_arena *arena, struct config_kubeconfig *kc,
                            char *err, size_t errlen);
+
+/**
+ * Fill be's upstream TLS and identity from kc where be names none of its own
+ * (a CA file, a client certificate/key file, a server name, a token), and,
+ * when be has no servers, one server from kc's cluster. -ENOMEM.
+ */
+int config_backend_apply_kubeconfig(struct config_backend *be, const struct config_kubeconfig *kc,
+                                    struct kf_arena *arena);
 
 /** The resources cached when the config names none (what kubelets and kube-proxy watch). */
 extern const char *const config_cache_default_resources[];

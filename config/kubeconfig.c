@@ -177,3 +177,49 @@ out_parser:
     fclose(f);
     return rc;
 }
+
+/* Take what a kubeconfig says of one credential kind unless the backend names its own file. */
+static void take_kind(const char **file, const char **pem, size_t *pem_len, const char *kc_file,
+                      const char *kc_pem, size_t kc_pem_len)
+{
+    if (*file)
+        return;
+    *file = kc_file;
+    *pem = kc_pem;
+    *pem_len = kc_pem_len;
+}
+
+int config_backend_apply_kubeconfig(struct config_backend *be, const struct config_kubeconfig *kc,
+                                    struct kf_arena *arena)
+{
+    struct config_tls_client *t = &be->upstream_tls;
+    const struct config_tls_client *k = &kc->tls;
+
+    take_kind(&t->ca_file, &t->ca_pem, &t->ca_pem_len, k->ca_file, k->ca_pem, k->ca_pem_len);
+    if (!t->cert_file && !t->key_file) {
+        take_kind(&t->cert_file, &t->cert_pem, &t->cert_pem_len, k->cert_file, k->cert_pem,
+                  k->cert_pem_len);
+        take_kind(&t->key_file, &t->key_pem, &t->key_pem_len, k->key_file, k->key_pem,
+                  k->key_pem_len);
+    }
+    if (!t->server_name)
+        t->server_name = k->server_name;
+    if (!t->authorization)
+        t->authorization = k->authorization;
+    t->insecure_skip_verify = t->insecure_skip_verify || k->insecure_skip_verify;
+    if (be->n_servers || !kc->server)
+        return 0;
+    const char *hostport = kc->server + strlen("https://");
+    struct config_server *srv = kf_arena_alloc(arena, sizeof(*srv));
+    if (!srv)
+        return -ENOMEM;
+    *srv =
+        (struct config_server){.name = "apiserver-1",
+                               .address = kf_arena_strndup(arena, hostport, strcspn(hostport, "/")),
+                               .weight = 1,
+                               .check = be->check.type != CONFIG_CHECK_NONE,
+                               .state = CONFIG_SERVER_ACTIVE};
+    be->servers = srv;
+    be->n_servers = 1;
+    return srv->address ? 0 : -ENOMEM;
+}

@@ -12,8 +12,14 @@ const char *const config_check_type_names[5] = {"none", "tcp", "tls", "http", "h
 const char *const config_server_state_names[3] = {"active", "drain", "disabled"};
 const char *const config_cache_not_ready_names[2] = {"forward", "reject"};
 const char *const config_cache_default_resources[] = {
-    "pods",           "nodes",       "services", "endpointslices.discovery.k8s.io",
-    "configmaps",     "secrets",     "namespaces", "runtimeclasses.node.k8s.io",
+    "pods",
+    "nodes",
+    "services",
+    "endpointslices.discovery.k8s.io",
+    "configmaps",
+    "secrets",
+    "namespaces",
+    "runtimeclasses.node.k8s.io",
     "csidrivers.storage.k8s.io",
 };
 const size_t config_cache_n_default_resources = KF_ARRAY_SIZE(config_cache_default_resources);

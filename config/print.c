@@ -136,6 +136,8 @@ static void print_backend(const struct config_backend *be, FILE *out)
     if (be->upstream_tls.ca_file || be->upstream_tls.cert_file || be->upstream_tls.server_name ||
         be->upstream_tls.insecure_skip_verify)
         print_tls(&be->upstream_tls, out, 4, "upstreamTLS");
+    if (be->kubeconfig) /* inline data and the token are read from it again */
+        put_key_string(out, 4, "kubeconfig", be->kubeconfig);
     fprintf(out, "    servers:%s\n", be->n_servers ? "" : " []");
     for (size_t i = 0; i < be->n_servers; i++)
         print_server(&be->servers[i], out);

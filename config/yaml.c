@@ -9,6 +9,7 @@
 #include "config/config_internal.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -572,6 +573,40 @@ static void load_servers(struct yctx *y, yaml_node_t *node, void *base)
         load_list(y, node, &server_set, sizeof(struct config_server), init_server, &be->n_servers);
 }
 
+/* kubeconfig: kept with where it was written; read once the whole document is loaded. */
+static void load_kubeconfig(struct yctx *y, yaml_node_t *node, void *base)
+{
+    struct config_backend *be = base;
+
+    if (!want_scalar(y, node, "a kubeconfig file path"))
+        return;
+    be->kubeconfig = ystrdup(y, node);
+    be->kubeconfig_loc = node_loc(node);
+}
+
+/* Each backend's kubeconfig (relative to the configuration file's folder), under what the
+ * document says itself: its upstreamTLS keys and servers win. */
+static void apply_kubeconfigs(struct yctx *y)
+{
+    for (size_t i = 0; i < y->cfg->n_backends; i++) {
+        struct config_backend *be = &y->cfg->backends[i];
+        struct config_kubeconfig kc;
+        char err[512], *dir, *path;
+
+        if (!be->kubeconfig)
+            continue;
+        dir = kf_arena_strdup(y->cfg->arena, y->file);
+        path = be->kubeconfig[0] == '/' || !dir
+                   ? (char *)be->kubeconfig
+                   : kf_arena_sprintf(y->cfg->arena, "%s/%s", dirname(dir), be->kubeconfig);
+        be->kubeconfig = path; /* as printed back: relative to nothing */
+        if (!path || config_kubeconfig_load(path, y->cfg->arena, &kc, err, sizeof(err)) < 0 ||
+            config_backend_apply_kubeconfig(be, &kc, y->cfg->arena) < 0)
+            config_diags_add(y->diags, CONFIG_ERROR, y->file, be->kubeconfig_loc,
+                             "backends[%zu].kubeconfig: %s", i, path ? err : "out of memory");
+    }
+}
+
 /* goawayChance: a decimal probability as the apiserver's --goaway-chance, 0 to 0.02. */
 static void load_goaway(struct yctx *y, yaml_node_t *node, void *base)
 {
@@ -698,6 +733,7 @@ static const struct field backend_fields[] = {
     NUM("connectRetries", BE(connect_retries), 0, 100),
     MAP("healthCheck", BE(check), &check_set),
     MAP("upstreamTLS", BE(upstream_tls), &tls_set),
+    CUSTOM("kubeconfig", load_kubeconfig, false),
     CUSTOM("servers", load_servers, false),
 };
 static const struct fieldset backend_set = SET_LOC(backend_fields, BE(loc));
@@ -795,6 +831,7 @@ static void load_document(struct yctx *y, yaml_parser_t *parser)
         return;
     }
     load_map(y, root, &top_set, y->cfg);
+    apply_kubeconfigs(y);
     check_single_document(parser, y->file, y->diags);
 }
 

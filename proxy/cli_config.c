@@ -41,24 +41,7 @@ static int upstream_from_kubeconfig(const struct px_cli *cli, struct config *cfg
         fprintf(stderr, "kfront: --upstream-kubeconfig: %s\n", err);
         return -EINVAL;
     }
-    if (cli->upstream_ca_file)
-        kc.tls.ca_file = cli->upstream_ca_file;
-    be->upstream_tls = kc.tls;
-    if (be->n_servers)
-        return 0;
-    const char *hostport = kc.server + strlen("https://");
-    struct config_server *srv = kf_arena_alloc(cfg->arena, sizeof(*srv));
-    if (!srv)
-        return -ENOMEM;
-    *srv = (struct config_server){
-        .name = "apiserver-1",
-        .address = kf_arena_strndup(cfg->arena, hostport, strcspn(hostport, "/")),
-        .weight = 1,
-        .check = be->check.type != CONFIG_CHECK_NONE,
-        .state = CONFIG_SERVER_ACTIVE};
-    be->servers = srv;
-    be->n_servers = 1;
-    return srv->address ? 0 : -ENOMEM;
+    return config_backend_apply_kubeconfig(be, &kc, cfg->arena);
 }
 
 static int flags_config(const struct px_cli *cli, struct config **out)

@@ -120,3 +120,84 @@ Test(kubeconfig, bad_files_are_errors_that_say_where)
     cr_expect_eq(config_kubeconfig_load("/nonexistent/kc", a, &kc, err, sizeof(err)), -ENOENT);
     kf_arena_free(a);
 }
+
+static const char *const kc_text =
+    "apiVersion: v1\nkind: Config\n"
+    "clusters:\n- name: prod\n  cluster:\n    server: https://10.0.0.1:6443/\n"
+    "    certificate-authority-data: aGVsbG8=\n"
+    "users:\n- name: u\n  user: {client-certificate: u.crt, client-key: u.key, token: t0k}\n"
+    "contexts:\n- name: c\n  context: {cluster: prod, user: u}\n";
+
+static const char *const yaml_head = "apiVersion: kfront.io/v1alpha1\n"
+                                     "kind: KfrontConfiguration\n"
+                                     "identity: {mode: impersonate}\n"
+                                     "frontends:\n"
+                                     "  - name: api\n"
+                                     "    listen: [\"127.0.0.1:6443\"]\n"
+                                     "    mode: http\n"
+                                     "    backend: masters\n"
+                                     "    tls: {certFile: /k/s.crt, keyFile: /k/s.key}\n"
+                                     "backends:\n"
+                                     "  - name: masters\n";
+
+static struct config *load_config(const char *backend_tail, struct config_diags *d)
+{
+    char text[2048], path[128];
+    struct config *cfg = NULL;
+
+    snprintf(text, sizeof(text), "%s%s", yaml_head, backend_tail);
+    snprintf(path, sizeof(path), "%s", write_file("kfront.yaml", text));
+    config_load_yaml(path, &cfg, d);
+    return cfg;
+}
+
+Test(kubeconfig, yaml_backend_kubeconfig_fills_what_the_backend_leaves_out)
+{
+    struct config_diags d = {0};
+    struct config *cfg;
+    char want[128];
+
+    write_file("admin.conf", kc_text);
+    /* relative to kfront.yaml's folder; no servers: the cluster's server */
+    cfg = load_config("    kubeconfig: admin.conf\n", &d);
+    cr_assert_not_null(cfg, "%s", d.n ? d.items[0].message : "?");
+    const struct config_backend *be = &cfg->backends[0];
+    cr_assert_eq(be->n_servers, 1);
+    cr_expect_str_eq(be->servers[0].address, "10.0.0.1:6443");
+    cr_expect_eq(be->upstream_tls.ca_pem_len, 5);
+    snprintf(want, sizeof(want), "%s/u.crt", dir);
+    cr_expect_str_eq(be->upstream_tls.cert_file, want);
+    cr_expect_str_eq(be->upstream_tls.authorization, "Bearer t0k");
+    config_free(cfg);
+
+    /* the document's own CA, client certificate and servers win */
+    cfg = load_config(
+        "    upstreamTLS: {caFile: /k/ca.crt, certFile: /k/me.crt, keyFile: /k/me.key}\n"
+        "    servers: [{name: m1, address: \"10.9.9.9:6443\"}]\n"
+        "    kubeconfig: admin.conf\n",
+        &d);
+    cr_assert_not_null(cfg, "%s", d.n ? d.items[0].message : "?");
+    be = &cfg->backends[0];
+    cr_assert_eq(be->n_servers, 1);
+    cr_expect_str_eq(be->servers[0].address, "10.9.9.9:6443");
+    cr_expect_str_eq(be->upstream_tls.ca_file, "/k/ca.crt");
+    cr_expect_null(be->upstream_tls.ca_pem);
+    cr_expect_str_eq(be->upstream_tls.cert_file, "/k/me.crt");
+    cr_expect_str_eq(be->upstream_tls.key_file, "/k/me.key");
+    config_free(cfg);
+}
+
+Test(kubeconfig, yaml_backend_kubeconfig_errors_say_where)
+{
+    struct config_diags d = {0};
+    struct config *cfg = load_config("    kubeconfig: missing.conf\n", &d);
+
+    cr_expect_null(cfg);
+    cr_assert_geq(d.n, 1);
+    cr_expect_eq(d.items[0].line, 12);
+    cr_expect_eq(d.items[0].column, 17);
+    cr_expect(strstr(d.items[0].message, "backends[0].kubeconfig:") != NULL, "%s",
+              d.items[0].message);
+    cr_expect(strstr(d.items[0].message, "missing.conf: No such file or directory") != NULL, "%s",
+              d.items[0].message);
+}

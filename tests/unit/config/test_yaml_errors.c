@@ -226,8 +226,8 @@ Test(yaml_errors, errors_are_collected_and_capped)
     cr_expect_eq(test_diags.n_errors, 100);
     cr_expect_str_eq(diag(63),
                      "kfront.yaml:67:17: error: backends[63].bogus: unknown key, "
-                     "expected one of name, balance, connectRetries, healthCheck, upstreamTLS or "
-                     "servers");
+                     "expected one of name, balance, connectRetries, healthCheck, upstreamTLS, "
+                     "kubeconfig or servers");
     free(text);
 }
 
