@@ -68,10 +68,22 @@ struct config_tls_client {
 };
 
 /** Serving TLS of a frontend in mode http (like the apiserver's --tls-* flags). */
+/** A certificate served to clients that ask for its names by SNI (--tls-sni-cert-key). */
+struct config_sni_cert {
+    const char *cert_file;
+    const char *key_file;
+    const char **names; /* explicit names, "*.example.com" allowed; none: the cert's own */
+    const struct config_loc *name_locs;
+    size_t n_names;
+    struct config_loc loc;
+};
+
 struct config_tls_server {
     const char *cert_file;      /* --tls-cert-file; reloaded on SIGHUP */
     const char *key_file;       /* --tls-private-key-file */
     const char *client_ca_file; /* --client-ca-file: verify client certificates (optional) */
+    struct config_sni_cert *sni; /* sniCertificates; reloaded with the rest */
+    size_t n_sni;
     struct config_loc loc;
 };
 

@@ -165,6 +165,21 @@ static void print_frontend(const struct config_frontend *fe, FILE *out)
         put_key_string(out, 6, "keyFile", fe->tls.key_file);
     if (fe->tls.client_ca_file)
         put_key_string(out, 6, "clientCAFile", fe->tls.client_ca_file);
+    if (fe->tls.n_sni)
+        fprintf(out, "      sniCertificates:\n");
+    for (size_t i = 0; i < fe->tls.n_sni; i++) {
+        const struct config_sni_cert *s = &fe->tls.sni[i];
+        fprintf(out, "        - ");
+        put_key_string(out, 0, "certFile", s->cert_file);
+        if (s->key_file)
+            put_key_string(out, 10, "keyFile", s->key_file);
+        fprintf(out, "          names: [");
+        for (size_t j = 0; j < s->n_names; j++) {
+            fputs(j ? ", " : "", out);
+            put_string(out, s->names[j]);
+        }
+        fprintf(out, "]\n");
+    }
     fprintf(out, "    goawayChance: %g\n", (double)fe->goaway_chance_ppm / 1e6);
     put_u32(out, 4, "maxConcurrentStreams", fe->max_concurrent_streams);
 }

@@ -475,7 +475,10 @@ static void *load_list(struct yctx *y, yaml_node_t *node, const struct fieldset 
     for (size_t i = 0; i < n; i++) {
         size_t old = path_push_index(y, i);
 
-        init(array + i * elem);
+        if (init)
+            init(array + i * elem);
+        else
+            memset(array + i * elem, 0, elem);
         load_map(y, yaml_document_get_node(y->doc, node->data.sequence.items.start[i]), set,
                  array + i * elem);
         path_pop(y, old);
@@ -545,6 +548,14 @@ static void load_cache_resources(struct yctx *y, yaml_node_t *node, void *base)
 
     load_strings(y, node, "a resource (\"pods\", \"endpointslices.discovery.k8s.io\")",
                  &c->resources, &c->resource_locs, &c->n_resources);
+}
+
+static void load_sni_names(struct yctx *y, yaml_node_t *node, void *base)
+{
+    struct config_sni_cert *s = base;
+
+    load_strings(y, node, "a server name (\"api.example.com\" or \"*.example.com\")", &s->names,
+                 &s->name_locs, &s->n_names);
 }
 
 static const struct fieldset frontend_set, backend_set, server_set;
@@ -667,11 +678,27 @@ static const struct field tls_fields[] = {
 };
 static const struct fieldset tls_set = SET_LOC(tls_fields, TLS(loc));
 
+#define SNI(f) offsetof(struct config_sni_cert, f)
+static const struct field sni_fields[] = {
+    STR("certFile", SNI(cert_file), .required = true),
+    STR("keyFile", SNI(key_file), .required = false),
+    CUSTOM("names", load_sni_names, false),
+};
+static const struct fieldset sni_set = SET_LOC(sni_fields, SNI(loc));
+
+static void load_sni(struct yctx *y, yaml_node_t *node, void *base)
+{
+    struct config_tls_server *t = base;
+
+    t->sni = load_list(y, node, &sni_set, sizeof(struct config_sni_cert), NULL, &t->n_sni);
+}
+
 #define STLS(f) offsetof(struct config_tls_server, f)
 static const struct field server_tls_fields[] = {
     STR("certFile", STLS(cert_file), .required = true),
     STR("keyFile", STLS(key_file), .required = false),
     STR("clientCAFile", STLS(client_ca_file), .required = false),
+    CUSTOM("sniCertificates", load_sni, false),
 };
 static const struct fieldset server_tls_set = SET_LOC(server_tls_fields, STLS(loc));
 

@@ -41,6 +41,7 @@ enum {
     OPT_PROXY_KEY,
     OPT_GOAWAY,
     OPT_REQUEST_TIMEOUT,
+    OPT_TLS_SNI,
     OPT_CACHE,
     OPT_UPSTREAM_KUBECONFIG,
     OPT_CACHE_RESOURCES,
@@ -76,6 +77,7 @@ static const struct option options[] = {
     {"proxy-client-key-file", required_argument, NULL, OPT_PROXY_KEY},
     {"goaway-chance", required_argument, NULL, OPT_GOAWAY},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"tls-sni-cert-key", required_argument, NULL, OPT_TLS_SNI},
     {"cache", required_argument, NULL, OPT_CACHE},
     {"upstream-kubeconfig", required_argument, NULL, OPT_UPSTREAM_KUBECONFIG},
     {"cache-resources", required_argument, NULL, OPT_CACHE_RESOURCES},
@@ -105,6 +107,7 @@ void px_cli_usage(FILE *out)
           "Mode http (flags named like the apiserver's):\n"
           "  --tls-cert-file FILE      serving certificate (required)\n"
           "  --tls-private-key-file F  its key (default: in the certificate file)\n"
+          "  --tls-sni-cert-key C,K[:NAMES]  more certificates chosen by SNI (repeatable)\n"
           "  --client-ca-file FILE     verify client certificates (users: CN, groups: O)\n"
           "  --upstream-ca-file FILE   CA that verifies the apiservers\n"
           "  --upstream-kubeconfig F   how to reach and trust them (CA, client cert, server)\n"
@@ -291,6 +294,13 @@ static int handle_http_option(struct px_cli *cli, int opt, const char *arg)
         }
         cli->request_timeout_set = true;
         return 0;
+    case OPT_TLS_SNI:
+        if (!strchr(arg, ',') || arg[0] == ',') {
+            fprintf(stderr, "kfront: --tls-sni-cert-key: expected CERT,KEY or "
+                            "CERT,KEY:NAME,NAME (e.g. api.crt,api.key:*.example.com)\n");
+            return -EINVAL;
+        }
+        return add_string(&cli->tls_sni, &cli->n_tls_sni, arg);
     case OPT_TLS_CERT:
         cli->tls_cert_file = arg;
         return 0;
@@ -352,4 +362,5 @@ void px_cli_free(struct px_cli *cli)
     free(cli->listen);
     free(cli->upstreams);
     free(cli->local_upstreams);
+    free(cli->tls_sni);
 }

@@ -31,6 +31,8 @@ struct px_cli {
     /* mode http, named like the apiserver's flags */
     enum config_mode mode;
     const char *tls_cert_file, *tls_key_file, *client_ca_file, *upstream_ca_file;
+    const char **tls_sni; /* --tls-sni-cert-key values: "CERT,KEY[:NAME,...]" */
+    size_t n_tls_sni;
     const char *upstream_kubeconfig;
     const char *proxy_client_cert_file, *proxy_client_key_file;
     enum config_identity_mode identity_mode;

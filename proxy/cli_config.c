@@ -5,6 +5,42 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Split "a,b,c" into arena strings; returns how many (0 on ENOMEM). */
+static size_t split_list(struct kf_arena *a, const char *text, const char ***out)
+{
+    size_t n = 1, i = 0;
+
+    for (const char *p = text; *p; p++)
+        n += *p == ',';
+    *out = kf_arena_alloc(a, n * sizeof(**out));
+    for (const char *p = text; *out && i < n; i++) {
+        size_t len = strcspn(p, ",");
+        (*out)[i] = kf_arena_strndup(a, p, len);
+        p += len + (p[len] == ',');
+    }
+    return *out ? n : 0;
+}
+
+/* --tls-sni-cert-key CERT,KEY[:NAME,...] as the apiserver reads it. */
+static void flags_sni(const struct px_cli *cli, struct kf_arena *a, struct config_frontend *fe)
+{
+    fe->tls.sni = kf_arena_alloc(a, (cli->n_tls_sni + 1) * sizeof(*fe->tls.sni));
+    for (size_t i = 0; fe->tls.sni && i < cli->n_tls_sni; i++) {
+        const char *arg = cli->tls_sni[i], *colon = strchr(arg, ':');
+        const char **pair;
+        char *files = kf_arena_strndup(a, arg, colon ? (size_t)(colon - arg) : strlen(arg));
+        struct config_sni_cert *s = &fe->tls.sni[fe->tls.n_sni++];
+
+        memset(s, 0, sizeof(*s));
+        if (files && split_list(a, files, &pair) >= 2) {
+            s->cert_file = pair[0];
+            s->key_file = pair[1];
+        }
+        if (colon && colon[1])
+            s->n_names = split_list(a, colon + 1, &s->names);
+    }
+}
+
 /* Mode http from the apiserver-style flags; validation says what is missing. */
 static void flags_http(const struct px_cli *cli, struct config *cfg, struct config_frontend *fe,
                        struct config_backend *be)
@@ -17,6 +53,7 @@ static void flags_http(const struct px_cli *cli, struct config *cfg, struct conf
     fe->tls.cert_file = cli->tls_cert_file;
     fe->tls.key_file = cli->tls_key_file;
     fe->tls.client_ca_file = cli->client_ca_file;
+    flags_sni(cli, cfg->arena, fe);
     be->upstream_tls.ca_file = cli->upstream_ca_file;
     /* kubeconfig credentials are kfront's own: without a front-proxy certificate they can
      * vouch for clients only by impersonating them */

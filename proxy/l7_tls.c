@@ -2,6 +2,7 @@
 #include "proxy/l7.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -19,7 +20,21 @@ static void ssl_reason(char *err, size_t size, const char *what)
 
 struct ssl_ctx_st *px_l7_server_tls(const struct config_frontend *fe, char *err, size_t err_size)
 {
+    struct px_tls_sni_cert *sni = calloc(fe->tls.n_sni + 1, sizeof(*sni));
+    SSL_CTX *ctx;
+
+    if (!sni) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < fe->tls.n_sni; i++) {
+        const struct config_sni_cert *s = &fe->tls.sni[i];
+        sni[i] = (struct px_tls_sni_cert){s->cert_file, s->key_file ? s->key_file : s->cert_file,
+                                          s->names, s->n_names};
+    }
     struct px_tls_config tls = {
+        .sni = sni,
+        .n_sni = fe->tls.n_sni,
         .cert_file = fe->tls.cert_file,
         .key_file = fe->tls.key_file ? fe->tls.key_file : fe->tls.cert_file,
         .client_ca_file = fe->tls.client_ca_file,
@@ -27,7 +42,9 @@ struct ssl_ctx_st *px_l7_server_tls(const struct config_frontend *fe, char *err,
          * failed handshake; authorization then decides. */
         .client_auth = fe->tls.client_ca_file ? PX_CLIENT_AUTH_REQUEST : PX_CLIENT_AUTH_NONE,
     };
-    return px_tls_ctx_new(&tls, err, err_size);
+    ctx = px_tls_ctx_new(&tls, err, err_size);
+    free(sni); /* the contexts keep nothing of it */
+    return ctx;
 }
 
 static int load_ca(SSL_CTX *ctx, const struct config_tls_client *t)

@@ -78,17 +78,28 @@ enum px_client_auth {
     PX_CLIENT_AUTH_REQUIRE = 2,
 };
 
+/** A certificate served by SNI (the apiserver's --tls-sni-cert-key). */
+struct px_tls_sni_cert {
+    const char *cert_file, *key_file;
+    const char *const *names; /* "api.example.com", "*.example.com"; none: the cert's own */
+    size_t n_names;
+};
+
 struct px_tls_config {
-    const char *cert_file;           /* PEM chain, leaf first (required) */
-    const char *key_file;            /* PEM private key (required) */
-    const char *client_ca_file;      /* PEM CA bundle for client certs, or NULL */
-    enum px_client_auth client_auth; /* REQUIRE needs client_ca_file */
-    bool disable_h2;                 /* ALPN offers only http/1.1 */
+    const char *cert_file;             /* PEM chain, leaf first (required) */
+    const char *key_file;              /* PEM private key (required) */
+    const char *client_ca_file;        /* PEM CA bundle for client certs, or NULL */
+    enum px_client_auth client_auth;   /* REQUIRE needs client_ca_file */
+    bool disable_h2;                   /* ALPN offers only http/1.1 */
+    const struct px_tls_sni_cert *sni; /* more certificates, chosen by the client's SNI */
+    size_t n_sni;
 };
 
 /**
  * Build a server SSL_CTX: TLS 1.2 and 1.3 only, ALPN "h2" then "http/1.1",
- * client certificate policy from cfg. On failure returns NULL and writes a
+ * client certificate policy from cfg, and cfg's SNI certificates (exact names
+ * before wildcards, explicit names before a certificate's own, earlier
+ * before later; the default certificate when nothing matches). On failure returns NULL and writes a
  * one-line reason (including OpenSSL's) into err. The caller owns the result
  * (SSL_CTX_free); px_server_set_tls() takes its own reference.
  */

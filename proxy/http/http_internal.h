@@ -240,4 +240,11 @@ bool px_header_valid(const char *name, const char *value);
 /* Hop-by-hop headers the server manages itself. */
 bool px_header_is_hop(const char *name);
 
+/* ---- tls_sni.c ---- */
+/** Build cfg's SNI contexts and hang them on main. 0, or -errno with a reason in err. */
+int px_tls_sni_attach(struct ssl_ctx_st *main, const struct px_tls_config *cfg, char *err,
+                      size_t size);
+/** The SNI context main serves server_name with, or NULL for main's own (tests). */
+struct ssl_ctx_st *px_tls_sni_match(struct ssl_ctx_st *main, const char *server_name);
+
 #endif

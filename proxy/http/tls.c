@@ -112,6 +112,8 @@ struct ssl_ctx_st *px_tls_ctx_new(const struct px_tls_config *cfg, char *err, si
     if (tls_client_auth(ctx, cfg, err, err_size) < 0)
         goto fail;
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, cfg->disable_h2 ? (void *)ctx : NULL);
+    if (px_tls_sni_attach(ctx, cfg, err, err_size) < 0)
+        goto fail;
     return ctx;
 fail:
     SSL_CTX_free(ctx);

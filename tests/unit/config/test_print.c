@@ -149,10 +149,13 @@ Test(print, every_yaml_field_roundtrips)
         "identity: {mode: impersonate, tokenCacheTTL: 1m}\n"
         "authorization: {allowTTL: 90s, denyTTL: 1500ms, cacheSize: 3, user: kf}\n"
         "timeouts: {connect: 1ms, clientHello: 0s, client: 1h, server: 61s, tunnel: 2h1s,"
-        " drain: 0s}\n"
+        " drain: 0s, request: 90s}\n"
         "frontends:\n"
         "  - {name: a, listen: [\"[::1]:1\"], mode: http, backend: b, maxConnections: 5,\n"
-        "     tls: {certFile: /s.crt, keyFile: /s.key, clientCAFile: /ca.crt},\n"
+        "     tls: {certFile: /s.crt, keyFile: /s.key, clientCAFile: /ca.crt,\n"
+        "           sniCertificates: [{certFile: /a.crt, keyFile: /a.key, names: [a.x, "
+        "\"*.a.x\"]},\n"
+        "                             {certFile: /b.crt}]},\n"
         "     goawayChance: 0.02, maxConcurrentStreams: 7}\n"
         "backends:\n"
         "  - name: b\n"
@@ -167,12 +170,17 @@ Test(print, every_yaml_field_roundtrips)
 
     cr_assert_not_null(cfg, "%s", diags_text());
     text = roundtrip(cfg);
-    expect_all(text, "admin:\n  listen: \"\"\n", "  tunnel: 2h1s\n", "logLevel: warn\n",
-               "    balance: local-first\n", "identity:\n  mode: impersonate\n",
-               "authorization:\n  allowTTL: 1m30s\n  denyTTL: 1500ms\n  cacheSize: 3\n"
-               "  user: kf\n",
-               "    goawayChance: 0.02\n", "    maxConcurrentStreams: 7\n",
-               "      clientCAFile: /ca.crt\n", "    upstreamTLS:\n      caFile: /ca.crt\n", NULL);
+    expect_all(
+        text, "admin:\n  listen: \"\"\n", "  tunnel: 2h1s\n", "logLevel: warn\n",
+        "    balance: local-first\n", "identity:\n  mode: impersonate\n",
+        "authorization:\n  allowTTL: 1m30s\n  denyTTL: 1500ms\n  cacheSize: 3\n"
+        "  user: kf\n",
+        "    goawayChance: 0.02\n", "    maxConcurrentStreams: 7\n",
+        "      clientCAFile: /ca.crt\n", "    upstreamTLS:\n      caFile: /ca.crt\n",
+        "  request: 1m30s\n",
+        "      sniCertificates:\n        - certFile: /a.crt\n          keyFile: /a.key\n"
+        "          names: [a.x, \"*.a.x\"]\n        - certFile: /b.crt\n          names: []\n",
+        NULL);
     free(text);
     config_free(cfg);
 }

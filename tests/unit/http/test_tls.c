@@ -2,12 +2,14 @@
 #include <criterion/criterion.h>
 
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "proxy/http/http_internal.h"
 
 static struct srv S;
 static char dir[64];
@@ -218,4 +220,103 @@ Test(mtls, certificate_is_required)
     cr_expect(strstr(out, "cn=system:node:n1\n"), "%s", out);
     cr_expect(strstr(out, "v=2\n"), "%s", out);
     cr_expect_geq(srv_stats(&S).tls_handshake_failures, 1);
+}
+
+/* Certificates for SNI: a.test (CN and SAN), *.wild.test (SAN), and one for explicit names. */
+static void make_sni_certs(void)
+{
+    char cmd[2048];
+
+    snprintf(cmd, sizeof(cmd),
+             "(cd %s && K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1' && "
+             "openssl req -x509 $K -keyout a.key -out a.crt -subj /CN=a.test "
+             "-addext subjectAltName=DNS:a.test,DNS:alias.test && "
+             "openssl req -x509 $K -keyout w.key -out w.crt -subj /CN=wild "
+             "-addext subjectAltName=DNS:*.wild.test && "
+             "openssl req -x509 $K -keyout x.key -out x.crt -subj /CN=x.test"
+             ") >/dev/null 2>&1",
+             dir);
+    cr_assert_eq(run_cmd(cmd, NULL, 0), 0, "openssl failed");
+}
+
+static const char *cn_of(SSL_CTX *ctx)
+{
+    static char cn[64];
+    X509 *cert = ctx ? SSL_CTX_get0_certificate(ctx) : NULL;
+
+    if (!cert)
+        return "default";
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn));
+    return cn;
+}
+
+Test(tls, sni_picks_exact_then_wildcard_explicit_then_extracted)
+{
+    char a[3][2][128], err[256] = "";
+    const char *x_names[] = {"alias.test", "*.wild.test"};
+
+    make_sni_certs();
+    const char *files[3] = {"a", "w", "x"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(a[i][0], sizeof(a[i][0]), "%s/%s.crt", dir, files[i]);
+        snprintf(a[i][1], sizeof(a[i][1]), "%s/%s.key", dir, files[i]);
+    }
+    struct px_tls_sni_cert sni[] = {
+        {a[0][0], a[0][1], NULL, 0},
+        {a[1][0], a[1][1], NULL, 0},
+        {a[2][0], a[2][1], x_names, 2}, /* explicit: beats a.test's own alias.test */
+    };
+    char c[128], k[128];
+    snprintf(c, sizeof(c), "%s/server.crt", dir);
+    snprintf(k, sizeof(k), "%s/server.key", dir);
+    struct px_tls_config tc = {.cert_file = c, .key_file = k, .sni = sni, .n_sni = 3};
+    SSL_CTX *ctx = px_tls_ctx_new(&tc, err, sizeof(err));
+
+    cr_assert_not_null(ctx, "%s", err);
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, "a.test")), "a.test");
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, "A.TEST")), "a.test");
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, "alias.test")), "x.test");
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, "foo.wild.test")), "x.test");  /* explicit */
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, "a.b.wild.test")), "default"); /* one label */
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, "wild.test")), "default");
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, "nothing.test")), "default");
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, "")), "default");
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, NULL)), "default");
+    SSL_CTX_free(ctx);
+
+    /* without x's explicit names, the wildcard certificate's own name serves */
+    tc.n_sni = 2;
+    ctx = px_tls_ctx_new(&tc, err, sizeof(err));
+    cr_assert_not_null(ctx, "%s", err);
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, "foo.wild.test")), "wild");
+    cr_expect_str_eq(cn_of(px_tls_sni_match(ctx, "alias.test")), "a.test");
+    SSL_CTX_free(ctx);
+
+    /* a bad SNI certificate fails the whole context with a reason */
+    sni[1].key_file = a[0][1];
+    cr_expect_null(px_tls_ctx_new(&tc, err, sizeof(err)));
+    cr_expect(strstr(err, "private key"), "%s", err);
+}
+
+Test(tls, sni_certificate_is_served_on_the_wire)
+{
+    char out[4096], cmd[1024], err[256] = "", a_crt[128], a_key[128], c[128], k[128];
+
+    make_sni_certs();
+    snprintf(a_crt, sizeof(a_crt), "%s/a.crt", dir);
+    snprintf(a_key, sizeof(a_key), "%s/a.key", dir);
+    snprintf(c, sizeof(c), "%s/server.crt", dir);
+    snprintf(k, sizeof(k), "%s/server.key", dir);
+    struct px_tls_sni_cert sni[] = {{a_crt, a_key, NULL, 0}};
+    struct px_tls_config tc = {.cert_file = c, .key_file = k, .sni = sni, .n_sni = 1};
+    SSL_CTX *ctx = px_tls_ctx_new(&tc, err, sizeof(err));
+    cr_assert_not_null(ctx, "%s", err);
+    px_server_set_tls(S.server, ctx);
+    SSL_CTX_free(ctx);
+    /* curl trusts a.crt for a.test only if that is what the server sends for that name */
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && curl -s --http2 --cacert a.crt --resolve a.test:%u:127.0.0.1 "
+             "https://a.test:%u/echo && curl -s --cacert server.crt https://localhost:%u/echo",
+             dir, S.port, S.port, S.port);
+    cr_expect_eq(run_cmd(cmd, out, sizeof(out)), 0, "%s", out);
 }

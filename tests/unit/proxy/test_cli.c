@@ -88,3 +88,46 @@ Test(cli, mode_http_flags)
     cr_expect_eq(parse(&cli, 5, with_file), -EINVAL);
     px_cli_free(&cli);
 }
+
+Test(cli, sni_and_request_timeout_flags_reach_the_config)
+{
+    struct px_cli cli;
+    const char *argv[] = {"kfront",
+                          "--mode",
+                          "http",
+                          "--listen",
+                          "127.0.0.1:7443",
+                          "--upstream",
+                          "10.0.1.11:6443",
+                          "--tls-cert-file",
+                          "/k/s.crt",
+                          "--identity-mode",
+                          "passthrough",
+                          "--tls-sni-cert-key",
+                          "/k/a.crt,/k/a.key:a.example.com,*.a.example.com",
+                          "--tls-sni-cert-key",
+                          "/k/b.crt,/k/b.key",
+                          "--request-timeout",
+                          "90s"};
+    const char *bad[] = {"kfront", "--tls-sni-cert-key", "only-a-cert.crt"};
+    struct config_diags d = {0};
+    struct config *cfg = NULL;
+
+    cr_assert_eq(parse(&cli, 17, argv), 0);
+    cr_assert_eq(px_cli_load_config(&cli, &cfg, &d), 0, "%s", d.n ? d.items[0].message : "?");
+    const struct config_tls_server *t = &cfg->frontends[0].tls;
+    cr_assert_eq(t->n_sni, 2);
+    cr_expect_str_eq(t->sni[0].cert_file, "/k/a.crt");
+    cr_expect_str_eq(t->sni[0].key_file, "/k/a.key");
+    cr_assert_eq(t->sni[0].n_names, 2);
+    cr_expect_str_eq(t->sni[0].names[0], "a.example.com");
+    cr_expect_str_eq(t->sni[0].names[1], "*.a.example.com");
+    cr_expect_str_eq(t->sni[1].key_file, "/k/b.key");
+    cr_expect_eq(t->sni[1].n_names, 0);
+    cr_expect_eq(cfg->timeouts.request_ms, 90000);
+    config_free(cfg);
+    px_cli_free(&cli);
+    cr_redirect_stderr();
+    cr_expect_eq(parse(&cli, 3, bad), -EINVAL);
+    px_cli_free(&cli);
+}
