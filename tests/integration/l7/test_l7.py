@@ -275,7 +275,7 @@ def test_mode_http_from_apiserver_style_flags():
         assert out.returncode == 1 and "tls.certFile" in out.stderr, out.stderr
 
 
-def upgrade_request(env, path):
+def upgrade_request(env, path, proto="websocket"):
     """A raw HTTP/1.1 upgrade over TLS with alice's certificate: the socket and the answer head."""
     ctx = ssl.create_default_context(cafile=env.pki.ca[0])
     ctx.load_cert_chain(*env.pki.alice)
@@ -283,7 +283,8 @@ def upgrade_request(env, path):
     sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", env.port), timeout=10),
                            server_hostname="localhost")
     sock.sendall((f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n"
-                  "Upgrade: websocket\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n"
+                  f"Upgrade: {proto}\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n"
+                  "X-Stream-Protocol-Version: portforward.k8s.io\r\n"
                   "X-Remote-User: system:admin\r\n\r\n").encode())
     head = b""
     while b"\r\n\r\n" not in head:
@@ -316,6 +317,18 @@ def test_upgrade_tunnels_exec_and_relays_refusals():
             seen = [x for x in env.backends[0].seen if "/exec" in x["path"]][-1]
             assert seen["client_cert"] == "front-proxy-client"
             assert seen["headers"]["upgrade"] == "websocket"
+            # older clients' SPDY/3.1 upgrade (port-forward) is the same raw tunnel
+            sock, head, rest = upgrade_request(env, "/api/v1/namespaces/demo/pods/p/portforward",
+                                               proto="SPDY/3.1")
+            assert head.startswith("HTTP/1.1 101") and "upgrade: spdy/3.1" in head.lower(), head
+            sock.sendall(b"\x80\x03\x00\x01spdy-frame-bytes")
+            while b"spdy-frame-bytes" not in rest:
+                chunk = sock.recv(4096)
+                assert chunk, rest
+                rest += chunk
+            sock.close()
+            seen = [x for x in env.backends[0].seen if "/portforward" in x["path"]][-1]
+            assert seen["headers"]["x-stream-protocol-version"] == "portforward.k8s.io", seen
             # a refusal comes back as the apiserver wrote it
             sock, head, rest = upgrade_request(env, "/deny/exec")
             assert head.startswith("HTTP/1.1 403"), head
