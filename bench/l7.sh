@@ -99,7 +99,8 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 : > $W/h; : > $W/k
 if [ -n "${PROFILE:-}" ]; then  # PROFILE=1: perf profile of kfront under the same load
   perf record -F 999 -g -p "$(cat $W/kfront.pid)" -o $W/perf.data -- sleep 6 >/dev/null 2>&1 &
-  sleep 0.5; run_h2load $KF > /dev/null; wait
+  perf_pid=$!  # not a bare wait: kube-sim and kfront are children too
+  sleep 0.5; run_h2load $KF > /dev/null; wait $perf_pid
   perf report -i $W/perf.data --no-children --percent-limit 1.5 --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -40
   exit 0
 fi

@@ -25,6 +25,15 @@ class Env:
 
     def __init__(self, flags=False, identity="front-proxy", extra_yaml="", **sim):
         self.sim = ksim.KubeSim(users=("alice=dev",), **sim)
+        try:
+            self._start(flags, identity, extra_yaml)
+        except BaseException:  # a kfront that did not come up must leave nothing behind
+            if getattr(self, "kf", None):
+                self.kf.stop()
+            self.sim.stop()
+            raise
+
+    def _start(self, flags, identity, extra_yaml):
         c = self.sim.certs
         self.port, admin = free_port(), f"127.0.0.1:{free_port()}"
         path = os.path.join(self.sim.dir, "kfront.yaml")

@@ -267,10 +267,14 @@ def test_upstream_kubeconfig_only():
     sim = ksim.KubeSim(users=("alice=dev",))
     c = sim.certs
     port, admin = free_port(), f"127.0.0.1:{free_port()}"
-    kf = Kfront(["--mode", "http", "--upstream-kubeconfig", sim.kubeconfig,
-                 "--tls-cert-file", f"{c}/apiserver.crt", "--tls-private-key-file",
-                 f"{c}/apiserver.key", "--client-ca-file", f"{c}/ca.crt",
-                 "--listen", f"127.0.0.1:{port}", "--admin-listen", admin], admin=admin)
+    try:
+        kf = Kfront(["--mode", "http", "--upstream-kubeconfig", sim.kubeconfig,
+                     "--tls-cert-file", f"{c}/apiserver.crt", "--tls-private-key-file",
+                     f"{c}/apiserver.key", "--client-ca-file", f"{c}/ca.crt",
+                     "--listen", f"127.0.0.1:{port}", "--admin-listen", admin], admin=admin)
+    except BaseException:
+        sim.stop()
+        raise
     try:
         wait_for(lambda: kf.metric("kfront_backend_up") == 1, 10, "kube-sim up")
         kubeconfig = os.path.join(sim.dir, "via-kfront")
