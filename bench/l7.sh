@@ -101,7 +101,8 @@ if [ -n "${PROFILE:-}" ]; then  # PROFILE=1: perf profile of kfront under the sa
   perf record -F 999 -g -p "$(cat $W/kfront.pid)" -o $W/perf.data -- sleep 6 >/dev/null 2>&1 &
   perf_pid=$!  # not a bare wait: kube-sim and kfront are children too
   sleep 0.5; run_h2load $KF > /dev/null; wait $perf_pid
-  perf report -i $W/perf.data --no-children --percent-limit 1.5 --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -40
+  perf report -i $W/perf.data --no-children --sort dso --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -12
+  perf report -i $W/perf.data --no-children --sort sym --stdio -g none --percent-limit 0.8 2>/dev/null | grep -E "^ +[0-9]" | head -40
   exit 0
 fi
 for _ in $(seq "$ROUNDS"); do run_h2load $HA >> $W/h; run_h2load $KF >> $W/k; done

@@ -152,4 +152,14 @@ void *kf_map_remove(struct kf_map *m, const char *key);
 /** Free the map (and each value with free_value when not NULL). */
 void kf_map_free(struct kf_map *m, void (*free_value)(void *));
 
+/* ---- bufferevents ------------------------------------------------------------------- */
+
+struct bufferevent;
+/**
+ * Write what bev's output holds in this loop iteration rather than after the
+ * next epoll round (no epoll_ctl pair per response); tls: also make a small
+ * output one TLS record. Call once the output of a burst is queued.
+ */
+void kf_bev_send_now(struct bufferevent *bev, bool tls);
+
 #endif

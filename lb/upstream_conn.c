@@ -171,6 +171,12 @@ int up_conn_write(struct up_conn *c, const void *data, size_t len)
     return 0;
 }
 
+void up_conn_send_now(struct up_conn *c)
+{
+    if (c->bev)
+        kf_bev_send_now(c->bev, bufferevent_openssl_get_ssl(c->bev) != NULL);
+}
+
 int up_conn_write_buffer(struct up_conn *c, struct evbuffer *buf)
 {
     size_t len = evbuffer_get_length(buf);

@@ -75,6 +75,8 @@ static void h2_flush(struct up_conn *c)
             return;
         }
     }
+    if (c->state != UP_CONN_CLOSED)
+        up_conn_send_now(c);
     if (c->state == UP_CONN_CLOSED || nghttp2_session_want_read(h->session) ||
         nghttp2_session_want_write(h->session))
         return;

@@ -116,6 +116,8 @@ void up_conn_fail(struct up_conn *c, int error, const char *why);
 void up_conn_close(struct up_conn *c);
 /** Run ops->flush from the loop (never re-entering the protocol engine). */
 void up_conn_kick(struct up_conn *c);
+/** The output of a burst is queued: write it in this loop iteration. */
+void up_conn_send_now(struct up_conn *c);
 /** Recompute and arm the connection's timer. */
 void up_conn_arm_timer(struct up_conn *c);
 /** Write bytes to the peer (counted as bytes sent to the server). */

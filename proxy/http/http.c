@@ -400,23 +400,11 @@ void px_conn_put(struct px_conn *c)
     c->ops->destroy(c);
 }
 
-/*
- * Over TLS, libevent writes each chain of the output buffer with its own
- * SSL_write, i.e. its own TLS record and write(2): a small response is a
- * frame header, a HEADERS block and a body, three or four syscalls. Making
- * the first 16 KiB contiguous once per flush sends them as one record.
- */
+/* The burst of output is queued: send it now (core/bev.c says why). */
 void px_conn_coalesce(struct px_conn *c)
 {
-    struct evbuffer *out;
-    size_t n;
-
-    if (!c->tls || !c->bev)
-        return;
-    out = bufferevent_get_output(c->bev);
-    n = evbuffer_get_length(out);
-    if (n > 1 && n <= 16384)
-        evbuffer_pullup(out, (ev_ssize_t)n);
+    if (c->bev)
+        kf_bev_send_now(c->bev, c->tls);
 }
 
 size_t px_conn_out_len(const struct px_conn *c)
