@@ -10,6 +10,9 @@
 /** px_handler_cb of every mode-http frontend; arg is its struct px_frontend. */
 void px_l7_handle(struct px_request *req, void *arg);
 
+/** px_body_mode_cb of every mode-http frontend: request bodies are streamed to the apiserver. */
+bool px_l7_stream_body(const struct px_request *req, void *arg);
+
 /** The worker whose loop runs on this thread, or NULL on any other thread. */
 struct px_worker *px_worker_self(void);
 void px_worker_set_self(struct px_worker *w);
