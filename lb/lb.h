@@ -213,6 +213,15 @@ typedef void (*lb_ureq_headers_cb)(struct lb_ureq *req, int status, const struct
 typedef void (*lb_ureq_data_cb)(struct lb_ureq *req, const uint8_t *data, size_t len, void *arg);
 /** The end: 0 for a complete response, else a negative errno. The req is freed after it. */
 typedef void (*lb_ureq_end_cb)(struct lb_ureq *req, int error, void *arg);
+/**
+ * A streaming body drained: lb_ureq_body_pending() fell to
+ * LB_UREQ_BODY_LOW_WATER or below after a write had left it above. Time to
+ * write more (and to resume whatever was paused for backpressure).
+ */
+typedef void (*lb_ureq_drain_cb)(struct lb_ureq *req, void *arg);
+
+/* See lb_ureq_drain_cb: pause a body writer only above this, or no drain will wake it. */
+#define LB_UREQ_BODY_LOW_WATER (16 * 1024)
 
 struct lb_ureq_callbacks {
     lb_ureq_headers_cb on_headers;
@@ -273,6 +282,13 @@ int lb_ureq_end_body(struct lb_ureq *req);
 
 /** Streaming body bytes written but not yet sent: the caller's backpressure signal. */
 size_t lb_ureq_body_pending(const struct lb_ureq *req);
+
+/**
+ * Call cb (with the request's arg) when the streaming body drains (see
+ * lb_ureq_drain_cb); NULL stops it. Like every callback, it runs on the
+ * worker loop, never inside lb_ureq_write_body().
+ */
+void lb_ureq_on_body_drain(struct lb_ureq *req, lb_ureq_drain_cb cb);
 
 /** The server the request is on now (it changes on a retry). */
 const struct lb_server *lb_ureq_server(const struct lb_ureq *req);

@@ -256,6 +256,11 @@ static void h1_process(struct up_conn *c)
     struct evbuffer *in = up_conn_input(c);
     size_t len, parsed;
 
+    if (h->req && h->req->body_drain_armed) { /* the output (its body) may have drained */
+        up_req_body_progress(h->req);
+        if (c->state == UP_CONN_CLOSED)
+            return;
+    }
     if (!h->req) {
         if (evbuffer_get_length(in) || h->eof)
             up_conn_close(c); /* bytes or a close on an idle connection: not reusable */

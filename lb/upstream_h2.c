@@ -35,6 +35,7 @@
 struct h2_conn {
     nghttp2_session *session;
     struct lb_ureq *last; /* lookup cache */
+    bool body_drain_due;  /* a request has body_drain_due */
     bool ping_out;
     uint64_t ping_sent_ms;
 };
@@ -57,6 +58,33 @@ static void fail_session(struct up_conn *c, int rv)
 
 /* ---- sending ----------------------------------------------------------------------- */
 
+/*
+ * After nghttp2 took streaming body bytes: tell their writers. A callback may
+ * start or cancel requests, so the list is walked again after each.
+ */
+static void body_drains(struct up_conn *c)
+{
+    struct h2_conn *h = c->proto;
+    bool again = h->body_drain_due;
+    struct kf_list *pos;
+
+    h->body_drain_due = false;
+    while (again && c->state != UP_CONN_CLOSED) {
+        again = false;
+        kf_list_for_each(pos, &c->reqs)
+        {
+            struct lb_ureq *req = kf_container_of(pos, struct lb_ureq, link);
+
+            if (req->body_drain_due) {
+                req->body_drain_due = false;
+                up_req_body_progress(req);
+                again = true;
+                break;
+            }
+        }
+    }
+}
+
 static void h2_flush(struct up_conn *c)
 {
     struct h2_conn *h = c->proto;
@@ -75,6 +103,7 @@ static void h2_flush(struct up_conn *c)
             return;
         }
     }
+    body_drains(c);
     if (c->state != UP_CONN_CLOSED)
         up_conn_send_now(c);
     if (c->state == UP_CONN_CLOSED || nghttp2_session_want_read(h->session) ||
@@ -138,6 +167,10 @@ static ssize_t read_body(nghttp2_session *session KF_UNUSED, int32_t stream_id, 
     if (!req)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     n = up_req_body_read(req, buf, length, &eof);
+    if (n && req->body_drain_armed) { /* told once nghttp2 has returned */
+        req->body_drain_due = true;
+        ((struct h2_conn *)((struct up_conn *)user_data)->proto)->body_drain_due = true;
+    }
     if (eof)
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     else if (n == 0)

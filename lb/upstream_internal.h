@@ -188,12 +188,15 @@ struct lb_ureq {
     struct evbuffer *body_buf; /* streaming body not sent yet */
     size_t body_taken;         /* streaming bytes sent: they cannot be sent again */
     bool body_streaming, body_ended;
+    bool body_drain_armed; /* pending went above LB_UREQ_BODY_LOW_WATER: on_body_drain due */
+    bool body_drain_due;   /* h2: body bytes were taken while armed (looked at after sending) */
     bool idempotent, retried, head;
     bool wire;         /* some of it was written to a connection */
     bool headers_done; /* on_headers ran */
     bool cancelled;
     uint32_t in_cb;
     struct lb_ureq_callbacks cbs;
+    lb_ureq_drain_cb on_body_drain;
     void *arg;
     uint64_t queued_ms;
     size_t unconsumed; /* delivered by on_data, not yet lb_ureq_consume'd */
@@ -238,6 +241,12 @@ const char *up_req_content_length(struct lb_ureq *req);
 size_t up_req_body_read(struct lb_ureq *req, uint8_t *buf, size_t len, bool *eof);
 /** Whether the request has more body to send later (streaming, not ended). */
 bool up_req_body_open(const struct lb_ureq *req);
+/**
+ * Streaming body bytes left the request: run on_body_drain if it is armed
+ * and the pending bytes are low. Not from inside a protocol engine. Returns
+ * false when req is gone (cancelled in the callback).
+ */
+bool up_req_body_progress(struct lb_ureq *req);
 /** Queue req on the server it holds / take it out of that queue. */
 void up_req_enqueue(struct lb_ureq *req);
 void up_req_dequeue(struct lb_ureq *req);

@@ -388,6 +388,19 @@ bool up_req_body_open(const struct lb_ureq *req)
     return req->body_streaming && !req->body_ended;
 }
 
+bool up_req_body_progress(struct lb_ureq *req)
+{
+    if (!req->body_drain_armed || req->cancelled || req->state == UREQ_DONE ||
+        lb_ureq_body_pending(req) > LB_UREQ_BODY_LOW_WATER)
+        return true;
+    req->body_drain_armed = false;
+    if (!req->on_body_drain)
+        return true;
+    req->in_cb++;
+    req->on_body_drain(req, req->arg);
+    return callback_done(req);
+}
+
 /* A content-length for a whole body, for a streaming one whose length is known, and
  * for an empty POST/PUT/PATCH (servers may insist on one). */
 const char *up_req_content_length(struct lb_ureq *req)
@@ -442,6 +455,8 @@ int lb_ureq_write_body(struct lb_ureq *req, const void *data, size_t len)
         return -ENOMEM;
     if (req->conn)
         req->conn->ops->body_more(req->conn, req);
+    if (lb_ureq_body_pending(req) > LB_UREQ_BODY_LOW_WATER)
+        req->body_drain_armed = true;
     return 0;
 }
 
@@ -463,6 +478,11 @@ size_t lb_ureq_body_pending(const struct lb_ureq *req)
     if (n == 0 && req && req->body_buf && req->conn && req->conn->ops == &up_h1_ops)
         n = up_conn_output_len(req->conn);
     return n;
+}
+
+void lb_ureq_on_body_drain(struct lb_ureq *req, lb_ureq_drain_cb cb)
+{
+    req->on_body_drain = cb;
 }
 
 const struct lb_server *lb_ureq_server(const struct lb_ureq *req)

@@ -6,6 +6,12 @@
  * once the client connection has taken them, so a slow watcher slows only
  * its own upstream stream.
  *
+ * Request bodies stream too (the server hands them over as they arrive):
+ * bytes go to lb_ureq_write_body, and while more than L7_BODY_HIGH waits
+ * upstream the client side is paused (its HTTP/2 window stays shut, its
+ * HTTP/1.1 connection unread) until lb says the body drained. A body is
+ * never retried once a byte of it has left (lb's rule for mutating requests).
+ *
  * Request states: UPSTREAM (waiting for the response head) -> STREAMING ->
  * DONE. A client that goes away cancels the upstream stream.
  *
@@ -32,6 +38,8 @@
 #define L7_MAX_HEADERS       128
 #define L7_LOW_WATER         (64 * 1024)
 #define L7_DEADLINE_GRACE_MS 1000
+/* Body bytes waiting upstream above which the client is paused (> LB_UREQ_BODY_LOW_WATER). */
+#define L7_BODY_HIGH (64 * 1024)
 
 enum l7_state {
     L7_UPSTREAM,
@@ -48,6 +56,7 @@ struct l7_req {
     struct lb *lb; /* the pool's lb lives until the upstream request ends */
     struct px_worker *worker;
     size_t unconsumed; /* handed to the client side, not yet acknowledged upstream */
+    bool body_paused;  /* the client's body waits for the upstream to drain */
     uint64_t started_us;
     int code;               /* the status the client got */
     struct event *deadline; /* short requests only */
@@ -216,26 +225,38 @@ static void reply_timeout(struct px_request *preq)
     px_response_simple(preq, 504, "application/json", body, sizeof(body) - 1);
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+/*
+ * The exchange cannot go on: the upstream request goes, the client gets an
+ * error (504: the apiserver's timeout Status), or a reset once answered.
+ */
+static void l7_fail(struct l7_req *r, int code, const char *reason, const char *message)
 {
-    struct l7_req *r = arg;
-    int code = r->code;
-
-    (void)fd, (void)what;
-    lb_ureq_cancel(r->ureq);
-    r->ureq = NULL;
+    if (r->ureq) {
+        lb_ureq_cancel(r->ureq);
+        r->ureq = NULL;
+    }
     px_request_on_close(r->preq, NULL, NULL);
     px_request_on_drain(r->preq, NULL, NULL);
     if (r->state == L7_STREAMING) {
-        px_response_abort(r->preq); /* a cut body must not pass for a whole one */
-    } else {
-        code = 504;
+        code = r->code;             /* what the client was told */
+        px_response_abort(r->preq); /* the client must not take a cut stream as whole */
+    } else if (code == 504) {
         reply_timeout(r->preq);
+    } else {
+        reply_status(r->preq, code, reason, message);
     }
-    kf_info("l7", "%s %s: no complete answer within the request deadline", r->info.verb,
-            r->info.resource[0] ? r->info.resource : px_request_path(r->preq));
     l7_set_state(r, L7_DONE);
     l7_finish(r, code);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct l7_req *r = arg;
+
+    (void)fd, (void)what;
+    kf_info("l7", "%s %s: no complete answer within the request deadline", r->info.verb,
+            r->info.resource[0] ? r->info.resource : px_request_path(r->preq));
+    l7_fail(r, 504, NULL, NULL);
 }
 
 /* Arm the deadline of a short request: min(timeout parameter, timeouts.request) + grace. */
@@ -253,6 +274,70 @@ static void arm_deadline(struct l7_req *r, const struct config *cfg)
     r->deadline = evtimer_new(r->worker->base, on_deadline, r);
     if (r->deadline)
         evtimer_add(r->deadline, &tv);
+}
+
+/* ---- the request body ---------------------------------------------------------------------- */
+
+static int on_client_body(struct px_request *preq, const void *data, size_t len, void *arg)
+{
+    struct l7_req *r = arg;
+
+    (void)preq;
+    if (lb_ureq_write_body(r->ureq, data, len) < 0) {
+        l7_fail(r, 503, "ServiceUnavailable", "out of memory");
+        return KF_AGAIN; /* nothing more is delivered to an ended request */
+    }
+    if (lb_ureq_body_pending(r->ureq) <= L7_BODY_HIGH)
+        return 0;
+    r->body_paused = true;
+    return KF_AGAIN;
+}
+
+static void on_client_body_end(struct px_request *preq, int error, void *arg)
+{
+    struct l7_req *r = arg;
+
+    (void)preq;
+    if (error == 0)
+        lb_ureq_end_body(r->ureq);
+    else if (error == -EMSGSIZE)
+        l7_fail(r, 413, "RequestEntityTooLarge", "the request body is too large");
+    else if (error == -ETIMEDOUT)
+        l7_fail(r, 408, "Timeout", "the request body did not arrive in time");
+    else if (error == -EBADMSG)
+        l7_fail(r, 400, "BadRequest", "malformed request body");
+    else
+        l7_fail(r, 503, "ServiceUnavailable", strerror(-error));
+}
+
+static void on_up_body_drain(struct lb_ureq *ureq, void *arg)
+{
+    struct l7_req *r = arg;
+
+    (void)ureq;
+    if (r->body_paused) {
+        r->body_paused = false;
+        px_request_body_resume(r->preq);
+    }
+}
+
+/* A streamed body keeps the client's Content-Length (lb checks it), as the apiserver sees it. */
+static size_t stream_length(struct px_request *preq, struct lb_uhdr *out)
+{
+    const char *cl = px_request_header(preq, "content-length");
+
+    if (!cl)
+        return 0;
+    *out = (struct lb_uhdr){"content-length", 14, cl, strlen(cl)};
+    return 1;
+}
+
+bool px_l7_stream_body(const struct px_request *req, void *arg)
+{
+    (void)arg;
+    /* forwarded bodies stream (the cache answers requests whose body it ignores); what
+     * follows an upgrade's head is the tunnel's, not a body */
+    return !px_request_is_upgrade(req);
 }
 
 static const struct lb_ureq_callbacks upstream_cbs = {
@@ -315,11 +400,15 @@ void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_req
     r->info = info;
     r->started_us = kf_now_us();
     spec.n_headers = px_l7_identity_headers(preq, w->gen->cfg, b->backend, reviewed, headers,
-                                            L7_MAX_HEADERS + 8);
+                                            L7_MAX_HEADERS + 7);
     spec.headers = headers;
     spec.method = px_request_method(preq);
     spec.path = px_l7_target(preq);
-    spec.body = px_request_body(preq, &spec.body_len);
+    spec.body_streaming = px_request_body_streamed(preq);
+    if (spec.body_streaming)
+        spec.n_headers += stream_length(preq, &headers[spec.n_headers]);
+    else
+        spec.body = px_request_body(preq, &spec.body_len);
     spec.body_by_reference = true; /* the request (and its body) outlives the upstream stream */
     spec.idempotent = strcmp(spec.method, "GET") == 0 || strcmp(spec.method, "HEAD") == 0;
     r->lb = w->gen->lb;
@@ -334,6 +423,10 @@ void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_req
                      rc == -EHOSTUNREACH ? "no apiserver is available" : strerror(-rc));
         l7_finish(r, 503);
         return;
+    }
+    if (spec.body_streaming) {
+        lb_ureq_on_body_drain(r->ureq, on_up_body_drain);
+        px_request_body_stream(preq, on_client_body, on_client_body_end, r);
     }
     arm_deadline(r, w->gen->cfg);
 }

@@ -32,6 +32,9 @@ void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_req
 void px_l7_reject(struct px_worker *w, struct px_request *preq, const struct px_reqinfo *info,
                   int code, const char *reason, const char *message);
 
+/** px_body_mode_cb of every mode-http frontend: request bodies are streamed to the apiserver. */
+bool px_l7_stream_body(const struct px_request *req, void *arg);
+
 /** The worker whose loop runs on this thread, or NULL on any other thread. */
 struct px_worker *px_worker_self(void);
 void px_worker_set_self(struct px_worker *w);

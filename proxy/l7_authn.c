@@ -52,16 +52,18 @@ static void on_client_gone(struct px_request *preq, void *arg)
 
 static void on_reviewed(enum px_authz_result res, void *arg)
 {
-    struct l7_authn *a = arg;
+    struct l7_authn *a = arg; /* in the request's arena: gone once the request is answered */
     struct px_request *preq = a->preq;
-    bool impersonate = a->worker->gen->cfg->identity.mode == CONFIG_IDENTITY_IMPERSONATE;
+    struct px_worker *w = a->worker;
+    struct px_reqinfo info = a->info;
+    bool impersonate = w->gen->cfg->identity.mode == CONFIG_IDENTITY_IMPERSONATE;
 
     px_request_on_close(preq, NULL, NULL);
     a->wait = NULL;
     if (res == PX_AUTHZ_UNAUTHENTICATED) {
         authn_set_state(a, AUTHN_ANSWERED);
-        px_authz_reply(preq, &a->info, &a->decision);
-        px_l7_count(a->worker, &a->info, 401, 0);
+        px_authz_reply(preq, &info, &a->decision);
+        px_l7_count(w, &info, 401, 0);
     } else if (res == PX_AUTHZ_ERROR && impersonate) {
         authn_set_state(a, AUTHN_ANSWERED);
         px_l7_reject(a->worker, preq, &a->info, 503, "ServiceUnavailable",

@@ -36,6 +36,7 @@ static int setup_frontend(struct px_frontend *fe, const struct config *cfg,
         struct px_server_config scfg = {
             .handler = px_l7_handle,
             .handler_arg = fe,
+            .stream_body = px_l7_stream_body,
             .tls = ctx,
             .max_concurrent_streams = cf->max_concurrent_streams,
             .goaway_chance = (double)cf->goaway_chance_ppm / 1e6,

@@ -20,21 +20,23 @@
 enum h1_state {
     H1_IDLE,      /* between requests */
     H1_HEAD,      /* reading a request head */
-    H1_BODY,      /* reading its body */
+    H1_BODY,      /* reading its body (buffered) */
+    H1_STREAM,    /* the handler has it; its body is still arriving (streamed) */
     H1_BUSY,      /* the handler has it; input waits */
     H1_UPGRADING, /* 101 queued; hand over once flushed */
     H1_DONE,      /* no more requests on this connection */
 };
 
 static const char *const h1_state_name[] = {
-    [H1_IDLE] = "idle", [H1_HEAD] = "head",           [H1_BODY] = "body",
+    [H1_IDLE] = "idle", [H1_HEAD] = "head",           [H1_BODY] = "body", [H1_STREAM] = "stream",
     [H1_BUSY] = "busy", [H1_UPGRADING] = "upgrading", [H1_DONE] = "done",
 };
 
 static const unsigned h1_allowed[] = {
     [H1_IDLE] = 1u << H1_HEAD | 1u << H1_DONE,
-    [H1_HEAD] = 1u << H1_BODY | 1u << H1_BUSY | 1u << H1_DONE,
+    [H1_HEAD] = 1u << H1_BODY | 1u << H1_STREAM | 1u << H1_BUSY | 1u << H1_DONE,
     [H1_BODY] = 1u << H1_BUSY | 1u << H1_DONE,
+    [H1_STREAM] = 1u << H1_BUSY | 1u << H1_DONE,
     [H1_BUSY] = 1u << H1_IDLE | 1u << H1_UPGRADING | 1u << H1_DONE,
     [H1_UPGRADING] = 1u << H1_DONE,
     [H1_DONE] = 0,
@@ -56,6 +58,7 @@ struct h1_conn {
     bool close_after;  /* no keep-alive after the current response */
     bool chunked_resp; /* the current response uses chunked framing */
     int minor;         /* HTTP/1.minor of the current request */
+    bool body_timer;   /* STREAM: the body timeout runs (the connection is being read) */
     px_upgrade_cb up_cb;
     void *up_arg;
 };
@@ -271,13 +274,14 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct h1_conn *h = p->data;
-    struct px_request *req = h->req;
+    int rc;
 
-    if (!req->body && !(req->body = evbuffer_new()))
-        return h1_reject(h, 500, "out of memory");
-    if (evbuffer_get_length(req->body) + n > h->base.server->cfg.max_body_bytes)
+    if (h->state == H1_STREAM && !px_body_open(h->req))
+        return 0; /* nobody wants it any more */
+    rc = px_body_append(h->req, at, n);
+    if (rc == -EMSGSIZE)
         return h1_reject(h, 413, "request body too large");
-    return evbuffer_add(req->body, at, n) == 0 ? 0 : h1_reject(h, 500, "out of memory");
+    return rc < 0 ? h1_reject(h, 500, "out of memory") : 0;
 }
 
 static int on_message_complete(http_parser *p)
@@ -359,6 +363,15 @@ static void h1_dispatch(struct h1_conn *h)
     px_request_dispatch(h->req);
 }
 
+/* A streamed body: the handler gets the request now, the body as it comes. */
+static void h1_dispatch_stream(struct h1_conn *h)
+{
+    h1_set_state(h, H1_STREAM);
+    h->body_timer = true;
+    px_conn_timer(&h->base, h->base.server->cfg.body_timeout_ms);
+    px_request_dispatch(h->req);
+}
+
 /* Start the next request once a byte of it is here; skips stray CRLFs. */
 static bool h1_begin(struct h1_conn *h, struct evbuffer *in)
 {
@@ -379,22 +392,24 @@ static bool h1_begin(struct h1_conn *h, struct evbuffer *in)
     return true;
 }
 
+static void h1_body_failed(struct h1_conn *h, int error);
+
 /* Feed http-parser and report its verdict; true if it may go on. */
 static bool h1_parse(struct h1_conn *h, const char *data, size_t len, size_t *used)
 {
     enum http_errno e;
+    int status;
 
     *used = http_parser_execute(&h->parser, &h1_settings, data, len);
     e = HTTP_PARSER_ERRNO(&h->parser);
-    if (h->err_status) {
-        h1_fail(h, h->err_status, h->err_msg);
-        return false;
-    }
-    if (e != HPE_OK && e != HPE_PAUSED) {
-        h1_fail(h, 400, http_errno_description(e));
-        return false;
-    }
-    return true;
+    if (!h->err_status && (e == HPE_OK || e == HPE_PAUSED))
+        return true;
+    status = h->err_status ? h->err_status : 400;
+    if (h->state == H1_STREAM) /* the handler has the request: it answers */
+        h1_body_failed(h, status == 413 ? -EMSGSIZE : status == 500 ? -ENOMEM : -EBADMSG);
+    else
+        h1_fail(h, status, h->err_status ? h->err_msg : http_errno_description(e));
+    return false;
 }
 
 static bool h1_read_head(struct h1_conn *h, struct evbuffer *in)
@@ -429,6 +444,8 @@ static bool h1_read_head(struct h1_conn *h, struct evbuffer *in)
     evbuffer_drain(in, used);
     if (h->msg_done) {
         h1_dispatch(h);
+    } else if (px_body_choose(h->req)) {
+        h1_dispatch_stream(h);
     } else {
         h1_set_state(h, H1_BODY);
         px_conn_timer(&h->base, h->base.server->cfg.body_timeout_ms);
@@ -461,6 +478,83 @@ static bool h1_read_body(struct h1_conn *h, struct evbuffer *in)
     return false;
 }
 
+/* ---- streamed bodies ----------------------------------------------------------------- */
+
+/* The body stops short: the rest is never read, the handler hears why and answers. */
+static void h1_body_failed(struct h1_conn *h, int error)
+{
+    if (error == -EMSGSIZE)
+        PX_INC(h->base.server, body_too_large);
+    else if (error != -ETIMEDOUT)
+        PX_INC(h->base.server, protocol_errors);
+    kf_debug(PX_MOD, "conn %llu h1: streamed body failed: %s", (unsigned long long)h->base.id,
+             strerror(-error));
+    h->close_after = true;
+    px_body_finish(h->req, error);
+    h1_set_state(h, H1_BUSY);
+    px_conn_timer(&h->base, 0);
+}
+
+/* Give the handler what it will take; true when that moved the connection on (it answered). */
+static bool h1_deliver(struct h1_conn *h)
+{
+    enum h1_state before = h->state;
+
+    if (!h->req || !px_request_body_streamed(h->req))
+        return false;
+    px_body_deliver(h->req); /* may end and free the request */
+    return h->state != before;
+}
+
+/* The body timeout runs only while the connection is read for this body. */
+static void h1_body_timer(struct h1_conn *h, bool progress)
+{
+    if (px_body_buffered(h->req) >= PX_BODY_BUF) {
+        px_conn_timer(&h->base, 0);
+        h->body_timer = false;
+    } else if (progress || !h->body_timer) {
+        px_conn_timer(&h->base, h->base.server->cfg.body_timeout_ms);
+        h->body_timer = true;
+    }
+}
+
+/*
+ * Parse body bytes while the request's buffer has room for them: a paused or
+ * slow handler leaves the input unparsed, and a full input buffer stops
+ * libevent from reading the socket, so the client's TCP window closes.
+ */
+static bool h1_read_stream(struct h1_conn *h, struct evbuffer *in)
+{
+    struct evbuffer_iovec v;
+    size_t used;
+    bool progress = false;
+
+    if (h1_deliver(h))
+        return true;
+    while (!h->msg_done && px_body_buffered(h->req) < PX_BODY_BUF &&
+           evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len) {
+        size_t room = PX_BODY_BUF - px_body_buffered(h->req);
+        size_t n = v.iov_len < room ? v.iov_len : room;
+
+        if (!h1_parse(h, v.iov_base, n, &used))
+            return true;
+        evbuffer_drain(in, used);
+        progress = true;
+        if (used < n && !h->msg_done) {
+            h1_body_failed(h, -EBADMSG);
+            return true;
+        }
+    }
+    if (h->msg_done) {
+        px_body_finish(h->req, 0);
+        h1_set_state(h, H1_BUSY);
+        px_conn_timer(&h->base, 0);
+        return true;
+    }
+    h1_body_timer(h, progress);
+    return progress;
+}
+
 static void h1_process(struct h1_conn *h)
 {
     struct evbuffer *in;
@@ -478,6 +572,12 @@ static void h1_process(struct h1_conn *h)
             break;
         case H1_BODY:
             more = h1_read_body(h, in);
+            break;
+        case H1_STREAM:
+            more = h1_read_stream(h, in);
+            break;
+        case H1_BUSY:
+            more = h1_deliver(h);
             break;
         default:
             more = false;
@@ -504,6 +604,8 @@ static int h1_resp_start(struct px_request *req, bool no_body)
 
     if (h->base.goaway_requested || atomic_load(&h->base.server->shutting_down))
         h->close_after = true;
+    if (h->state == H1_STREAM)
+        h->close_after = true; /* the rest of the body is not read: no keep-alive */
     h->chunked_resp = false;
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", req->status, px_status_reason(req->status));
     h1_write_headers(out, req);
@@ -627,6 +729,11 @@ static void h1_on_timeout(struct px_conn *c)
     struct h1_conn *h = h1_of(c);
 
     PX_INC(c->server, timeouts);
+    if (h->state == H1_STREAM) { /* the handler answers (408) or aborts */
+        h1_body_failed(h, -ETIMEDOUT);
+        h1_process(h);
+        return;
+    }
     px_conn_close(c, h->state == H1_IDLE   ? "idle timeout"
                      : h->state == H1_HEAD ? "header timeout"
                                            : "body timeout");
@@ -654,6 +761,11 @@ static void h1_teardown(struct px_conn *c)
         cb(NULL, h->up_arg);
 }
 
+static void h1_body_kick(struct px_request *req)
+{
+    px_conn_kick(req->conn);
+}
+
 static void h1_destroy(struct px_conn *c)
 {
     free(h1_of(c));
@@ -675,6 +787,7 @@ static const struct px_conn_ops h1_ops = {
     .resp_pending = h1_resp_pending,
     .req_free = h1_req_free,
     .resp_upgrade = h1_resp_upgrade,
+    .body_kick = h1_body_kick,
 };
 
 int px_h1_start(struct px_transport *t)

@@ -9,6 +9,15 @@
  * px_response_write_ref data is never copied). Output stops at
  * PX_CONN_OUT_HIGH and resumes from the write callback; flow-control windows
  * are nghttp2's: a stream with no window simply is not asked for data.
+ *
+ * Request bodies: WINDOW_UPDATEs are sent by hand (no_auto_window_update).
+ * The connection window is given back as each DATA frame arrives, so one
+ * stalled stream never holds the others; a stream's window when its bytes
+ * are buffered (buffered bodies, bounded by max_body_bytes) or delivered to
+ * the handler (streamed bodies), so a paused handler holds its client back
+ * after PX_H2_STREAM_WINDOW bytes. A streamed body is delivered after
+ * nghttp2 returns, like dispatch; the body timeout of each stream runs on the
+ * connection timer while the server waits for the client.
  */
 #include "proxy/http/http_internal.h"
 
@@ -69,9 +78,10 @@ struct h2_stream {
     size_t header_bytes;
     struct kf_list queue; /* h2_conn.ready */
     bool headers_too_large;
-    bool deferred;  /* the data source said DEFERRED; resume on more data */
-    bool eof;       /* no more data after out */
-    bool rst_after; /* reset once the response is out (client still sending) */
+    bool deferred;    /* the data source said DEFERRED; resume on more data */
+    bool eof;         /* no more data after out */
+    bool body_due;    /* streamed body bytes or its end may be delivered */
+    uint64_t body_ms; /* last progress of the request body (timeout) */
 };
 
 struct h2_conn {
@@ -80,6 +90,8 @@ struct h2_conn {
     nghttp2_session *ngh;
     struct kf_list streams; /* px_request.node of transport-owned streams */
     struct kf_list ready;   /* h2_stream.queue */
+    bool body_due;          /* some stream has body_due */
+    bool body_timer;        /* the timer runs for body timeouts */
 };
 
 static struct h2_conn *h2_of(struct px_conn *c)
@@ -211,26 +223,127 @@ static int h2_submit(struct h2_conn *h, struct h2_stream *s, int status,
     return 0;
 }
 
-/* The server answers a stream itself (413, 431, 400); the handler never sees it. */
-static void h2_reject(struct h2_conn *h, struct h2_stream *s, int status, const char *msg,
-                      bool client_done)
+/*
+ * The server answers a stream itself (413, 431, 400, 408); the handler never
+ * sees it. A client still sending is reset once the answer is out.
+ */
+static void h2_reject(struct h2_conn *h, struct h2_stream *s, int status, const char *msg)
 {
     struct px_headers hdrs = {0};
     size_t len;
     const char *body = px_status_body(s->req.arena, status, msg, &len);
 
-    PX_INC(h->base.server, protocol_errors);
-    if (status == 413) {
-        PX_DEC(h->base.server, protocol_errors);
+    if (status == 413)
         PX_INC(h->base.server, body_too_large);
-    }
-    s->rst_after = !client_done; /* stop a client that is still sending */
+    else if (status != 408)
+        PX_INC(h->base.server, protocol_errors);
     h2s_set_state(s, H2S_REJECTED);
     px_headers_add(s->req.arena, &hdrs, "content-type", 12, "application/json", 16, false);
     if (!(s->out = evbuffer_new()) || evbuffer_add(s->out, body, len) < 0 ||
         h2_submit(h, s, status, &hdrs, (int64_t)len, false) < 0)
         nghttp2_submit_rst_stream(h->ngh, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
     s->eof = true;
+}
+
+/* ---- streamed bodies ---------------------------------------------------------------- */
+
+static void h2_body_due(struct h2_conn *h, struct h2_stream *s)
+{
+    s->body_due = true;
+    h->body_due = true;
+}
+
+/* The client ended the body (0), or it failed: the handler hears it on delivery. */
+static void h2_body_end(struct h2_conn *h, struct h2_stream *s, int error)
+{
+    if (error == -EMSGSIZE)
+        PX_INC(h->base.server, body_too_large);
+    else if (error && error != -ETIMEDOUT)
+        PX_INC(h->base.server, protocol_errors);
+    px_body_finish(&s->req, error);
+    h2_body_due(h, s);
+}
+
+/* Deliver to one stream's handler, then reopen its window by what it took. */
+static void h2_deliver(struct h2_conn *h, struct h2_stream *s)
+{
+    int32_t id = s->id;
+    size_t n = px_body_deliver(&s->req); /* may end and free the request */
+
+    if (n && h->ngh)
+        nghttp2_session_consume_stream(h->ngh, id, n);
+}
+
+/* Outside nghttp2: handlers may do anything, so the list is walked again after each. */
+static void h2_deliver_bodies(struct h2_conn *h)
+{
+    bool again = h->body_due;
+    struct kf_list *pos;
+
+    h->body_due = false;
+    while (again && h->ngh) {
+        again = false;
+        kf_list_for_each(pos, &h->streams)
+        {
+            struct h2_stream *s = (struct h2_stream *)kf_container_of(pos, struct px_request, node);
+
+            if (s->body_due) {
+                s->body_due = false;
+                h2_deliver(h, s);
+                again = true;
+                break;
+            }
+        }
+    }
+}
+
+/* Whether the server waits for the client to send body bytes on s (its timeout runs). */
+static bool h2_waits_for_body(const struct h2_stream *s)
+{
+    const struct px_request *req = &s->req;
+
+    return s->state == H2S_BODY || (px_body_open(req) && req->on_body && !req->body_paused);
+}
+
+static bool h2_any_body_wait(struct h2_conn *h)
+{
+    struct kf_list *pos;
+
+    kf_list_for_each(pos, &h->streams)
+    {
+        if (h2_waits_for_body((struct h2_stream *)kf_container_of(pos, struct px_request, node)))
+            return true;
+    }
+    return false;
+}
+
+/* The body timer fired: expire the streams that waited too long, re-arm for the rest. */
+static void h2_body_timeouts(struct h2_conn *h)
+{
+    uint64_t now = kf_now_ms(), timeout = h->base.server->cfg.body_timeout_ms, next = 0;
+    struct kf_list *pos, *tmp;
+
+    kf_list_for_each_safe(pos, tmp, &h->streams)
+    {
+        struct h2_stream *s = (struct h2_stream *)kf_container_of(pos, struct px_request, node);
+        uint64_t left = s->body_ms + timeout > now ? s->body_ms + timeout - now : 0;
+
+        if (!h2_waits_for_body(s)) {
+            continue;
+        } else if (left == 0) {
+            PX_INC(h->base.server, timeouts);
+            if (s->state == H2S_BODY)
+                h2_reject(h, s, 408, "request body timeout");
+            else
+                h2_body_end(h, s, -ETIMEDOUT);
+        } else if (next == 0 || left < next) {
+            next = left;
+        }
+    }
+    if (next) {
+        h->body_timer = true;
+        px_conn_timer(&h->base, (unsigned)next);
+    }
 }
 
 /* ---- input callbacks -------------------------------------------------------------- */
@@ -301,14 +414,15 @@ static void h2_headers_done(struct h2_conn *h, struct h2_stream *s, bool end_str
     if (!*req->authority && host)
         req->authority = host;
     req->head_only = strcmp(req->method, "HEAD") == 0;
+    s->body_ms = kf_now_ms();
     if (s->headers_too_large)
-        h2_reject(h, s, 431, "request header fields too large", end_stream);
+        h2_reject(h, s, 431, "request header fields too large");
     else if (strcmp(req->method, "CONNECT") == 0 || (req->path[0] != '/' && strcmp(req->path, "*")))
-        h2_reject(h, s, 400, "invalid request target", end_stream);
+        h2_reject(h, s, 400, "invalid request target");
     else if (cl && strtoull(cl, NULL, 10) > h->base.server->cfg.max_body_bytes)
-        h2_reject(h, s, 413, "request body too large", end_stream);
-    else if (end_stream)
-        h2_queue(h, s);
+        h2_reject(h, s, 413, "request body too large");
+    else if (end_stream || px_body_choose(req))
+        h2_queue(h, s); /* no body, or a streamed one: the handler gets it now */
     else
         h2s_set_state(s, H2S_BODY);
 }
@@ -331,9 +445,22 @@ static int on_frame_recv(nghttp2_session *ngh, const nghttp2_frame *frame, void 
         h2_headers_done(h, s, end);
     else if (end && s->state == H2S_BODY)
         h2_queue(h, s);
-    else if (end && s->state == H2S_REJECTED)
-        s->rst_after = false; /* the client finished sending after all */
+    else if (end && px_body_open(&s->req))
+        h2_body_end(h, s, 0);
     return 0;
+}
+
+/* A buffered body: its window reopens at once, max_body_bytes bounds it. */
+static int body_buffered(struct h2_conn *h, struct h2_stream *s, const uint8_t *data, size_t len)
+{
+    int rc = px_body_append(&s->req, data, len);
+
+    if (rc == -EMSGSIZE) {
+        h2_reject(h, s, 413, "request body too large");
+        return 0;
+    }
+    nghttp2_session_consume_stream(h->ngh, s->id, len);
+    return rc < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
 }
 
 static int on_data_chunk(nghttp2_session *ngh, uint8_t flags, int32_t id, const uint8_t *data,
@@ -341,19 +468,22 @@ static int on_data_chunk(nghttp2_session *ngh, uint8_t flags, int32_t id, const 
 {
     struct h2_conn *h = user;
     struct h2_stream *s = stream_get(h, id);
-    struct px_request *req = s ? &s->req : NULL;
+    int rc;
 
-    (void)ngh;
     (void)flags;
-    if (!s || s->state != H2S_BODY)
+    nghttp2_session_consume_connection(ngh, len);
+    if (!s)
         return 0;
-    if (!req->body && !(req->body = evbuffer_new()))
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    if (evbuffer_get_length(req->body) + len > h->base.server->cfg.max_body_bytes) {
-        h2_reject(h, s, 413, "request body too large", false);
-        return 0;
-    }
-    return evbuffer_add(req->body, data, len) < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+    s->body_ms = kf_now_ms();
+    if (s->state == H2S_BODY)
+        return body_buffered(h, s, data, len);
+    if (!px_body_open(&s->req))
+        return 0; /* rejected, failed or abandoned: the stream's window stays shut */
+    rc = px_body_append(&s->req, data, len);
+    if (rc < 0)
+        h2_body_end(h, s, rc);
+    h2_body_due(h, s);
+    return 0;
 }
 
 static int on_stream_close(nghttp2_session *ngh, int32_t id, uint32_t error, void *user)
@@ -389,7 +519,8 @@ static int on_frame_send(nghttp2_session *ngh, const nghttp2_frame *frame, void 
         (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA))
         return 0;
     s = stream_get(h, frame->hd.stream_id);
-    if (s && s->rst_after)
+    /* answered before the client finished its body: ask it to stop (RFC 9113 8.1) */
+    if (s && nghttp2_session_get_stream_remote_close(ngh, s->id) == 0)
         nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
     return 0;
 }
@@ -448,9 +579,15 @@ static void h2_flush(struct h2_conn *h)
         h2_set_state(h, H2_DONE);
         px_conn_finish(&h->base);
     } else if (kf_list_empty(&h->streams)) {
+        h->body_timer = false;
         px_conn_timer(&h->base, h->state == H2_PREFACE ? h->base.server->cfg.header_timeout_ms
                                                        : h->base.server->cfg.idle_timeout_ms);
+    } else if (h2_any_body_wait(h)) {
+        if (!h->body_timer) /* a running one keeps its deadline */
+            px_conn_timer(&h->base, h->base.server->cfg.body_timeout_ms);
+        h->body_timer = true;
     } else {
+        h->body_timer = false;
         px_conn_timer(&h->base, 0);
     }
 }
@@ -472,6 +609,7 @@ static void h2_on_read(struct px_conn *c)
         evbuffer_drain(in, (size_t)rv);
     }
     h2_dispatch_ready(h);
+    h2_deliver_bodies(h);
     h2_flush(h);
 }
 
@@ -480,8 +618,23 @@ static void h2_on_write(struct px_conn *c)
     h2_flush(h2_of(c));
 }
 
+static void h2_on_kick(struct px_conn *c)
+{
+    h2_deliver_bodies(h2_of(c));
+    h2_flush(h2_of(c));
+}
+
 static void h2_on_timeout(struct px_conn *c)
 {
+    struct h2_conn *h = h2_of(c);
+
+    if (h->body_timer) {
+        h->body_timer = false;
+        h2_body_timeouts(h);
+        h2_deliver_bodies(h);
+        h2_flush(h);
+        return;
+    }
     PX_INC(c->server, timeouts);
     px_conn_goaway(c);
 }
@@ -587,6 +740,15 @@ static size_t h2_resp_pending(const struct px_request *req)
     return s->out ? evbuffer_get_length(s->out) : 0;
 }
 
+static void h2_body_kick(struct px_request *req)
+{
+    struct h2_stream *s = stream_of(req);
+
+    s->body_ms = kf_now_ms(); /* a pause is not the client's delay */
+    h2_body_due(h2_of(req->conn), s);
+    px_conn_kick(req->conn);
+}
+
 static void h2_req_free(struct px_request *req)
 {
     struct h2_stream *s = stream_of(req);
@@ -601,7 +763,7 @@ static const struct px_conn_ops h2_ops = {
     .name = "h2",
     .on_read = h2_on_read,
     .on_write = h2_on_write,
-    .on_kick = h2_on_write,
+    .on_kick = h2_on_kick,
     .on_timeout = h2_on_timeout,
     .goaway = h2_goaway,
     .teardown = h2_teardown,
@@ -613,15 +775,17 @@ static const struct px_conn_ops h2_ops = {
     .resp_pending = h2_resp_pending,
     .req_free = h2_req_free,
     .resp_upgrade = NULL,
+    .body_kick = h2_body_kick,
 };
 
 static int h2_session_new(struct h2_conn *h)
 {
     const struct px_server_config *cfg = &h->base.server->cfg;
     nghttp2_session_callbacks *cbs;
+    nghttp2_option *opt = NULL;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PX_H2_STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_header_bytes},
     };
     int rv;
@@ -637,7 +801,12 @@ static int h2_session_new(struct h2_conn *h)
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
-    rv = nghttp2_session_server_new(&h->ngh, cbs, h);
+    rv = nghttp2_option_new(&opt);
+    if (rv == 0) {
+        nghttp2_option_set_no_auto_window_update(opt, 1); /* see "Request bodies" above */
+        rv = nghttp2_session_server_new2(&h->ngh, cbs, h, opt);
+    }
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0)
         return -ENOMEM;

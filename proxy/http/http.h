@@ -107,8 +107,20 @@ struct ssl_ctx_st *px_tls_ctx_new(const struct px_tls_config *cfg, char *err, si
 
 /* ---- server ------------------------------------------------------------ */
 
-/** Called once per request when its head and whole body have arrived. */
+/**
+ * Called once per request when its head and whole body have arrived, or, for
+ * a body that is streamed (see px_body_mode_cb), as soon as the head has.
+ */
 typedef void (*px_handler_cb)(struct px_request *req, void *arg);
+/**
+ * Chooses how the handler gets the body of a request that has one: false
+ * buffers it whole (up to max_body_bytes) before the handler runs, as
+ * px_request_body() shows; true runs the handler once the head has arrived
+ * and streams the body to it (px_request_body_stream()). Called with the
+ * head complete and the handler's arg; it may read the request but must not
+ * answer it.
+ */
+typedef bool (*px_body_mode_cb)(const struct px_request *req, void *arg);
 /** on_drain / on_close notifications. */
 typedef void (*px_request_cb)(struct px_request *req, void *arg);
 /** Frees data handed to px_response_write_ref() once it has been sent or dropped. */
@@ -141,7 +153,8 @@ struct px_server_config {
      * servers (the apiserver's --goaway-chance). 0 disables.
      */
     double goaway_chance;
-    bool disable_h2c; /* plaintext: refuse the HTTP/2 prior-knowledge preface */
+    bool disable_h2c;            /* plaintext: refuse the HTTP/2 prior-knowledge preface */
+    px_body_mode_cb stream_body; /* NULL: every request body is buffered */
 };
 
 /**
@@ -274,11 +287,63 @@ struct x509_st *px_request_peer_cert(const struct px_request *req, struct stack_
 
 /**
  * The whole request body (contiguous, NUL-terminated for convenience; len
- * excludes the NUL). Empty body: "" and 0. Bodies are fully buffered (up to
- * max_body_bytes) before the handler runs; a streaming-body mode can be added
- * later without changing this call.
+ * excludes the NUL). Empty body, or one that is streamed: "" and 0.
  */
 const char *px_request_body(const struct px_request *req, size_t *len);
+
+/* ---- streamed request bodies ----------------------------------------------------
+ *
+ * A request whose body the server config's stream_body chose to stream
+ * reaches the handler with only its head; the body follows through the
+ * callbacks given to px_request_body_stream(), with flow control back to the
+ * client: bytes that are not delivered (not registered yet, or paused) are
+ * held in a small per-request buffer (64 KiB on HTTP/1.1, the stream's
+ * 256 KiB window on HTTP/2), beyond which HTTP/1.1 stops reading the
+ * connection and HTTP/2 stops opening the stream's flow-control window.
+ *
+ * A handler may answer before the body has ended (e.g. an early error from
+ * upstream): the rest of the body is then refused, HTTP/1.1 closes the
+ * connection after the response and HTTP/2 resets the stream (NO_ERROR)
+ * after it. No body callback runs once the handler has ended or aborted the
+ * request, or once the client is gone (on_close fires instead).
+ */
+
+/**
+ * Body bytes, in order, in pieces of any size. Return 0 for more, or
+ * KF_AGAIN to pause after these (they are taken either way) until
+ * px_request_body_resume().
+ */
+typedef int (*px_body_data_cb)(struct px_request *req, const void *data, size_t len, void *arg);
+/**
+ * The body ended, once: 0 when it is complete (every byte was delivered), or
+ * a failure after which no byte follows: -EMSGSIZE (more than
+ * max_body_bytes), -EBADMSG (malformed framing), -ETIMEDOUT (no byte for
+ * body_timeout_ms while the server was waiting for one), -ENOMEM. After a
+ * failure the handler answers (e.g. 413, 400 or 408 when no response was
+ * started, else px_response_abort()).
+ */
+typedef void (*px_body_end_cb)(struct px_request *req, int error, void *arg);
+
+/** True when the body of req is streamed (px_request_body_stream()) rather than buffered. */
+bool px_request_body_streamed(const struct px_request *req);
+
+/**
+ * Receive the streamed body of req. Callbacks run from the connection's
+ * loop, never inside this call; bytes that arrived before it are delivered
+ * first. -EINVAL if the body is not streamed or already has a receiver.
+ */
+int px_request_body_stream(struct px_request *req, px_body_data_cb on_data, px_body_end_cb on_end,
+                           void *arg);
+
+/**
+ * Deliver no more body bytes until px_request_body_resume(). The client is
+ * held back by flow control once the request's buffer is full; the body
+ * timeout does not run while the server is not reading.
+ */
+void px_request_body_pause(struct px_request *req);
+
+/** Deliver body bytes again (from the loop, not inside this call). */
+void px_request_body_resume(struct px_request *req);
 
 /** Memory that lives exactly as long as the request. */
 struct kf_arena *px_request_arena(struct px_request *req);

@@ -20,6 +20,11 @@ struct event;
 
 /* Output budget of one connection: above it, HTTP/2 stops framing data. */
 #define PX_CONN_OUT_HIGH (256 * 1024)
+/* Streamed body bytes an HTTP/1.1 request holds before the connection stops being read. */
+#define PX_BODY_BUF (64 * 1024)
+/* HTTP/2 receive window of each stream: what a paused streamed body may hold (as the
+ * apiserver's MaxUploadBufferPerStream). */
+#define PX_H2_STREAM_WINDOW (256 * 1024)
 /* How long a closing connection keeps discarding input (lingering close). */
 #define PX_LINGER_MS 2000
 
@@ -97,6 +102,8 @@ struct px_conn_ops {
     void (*req_free)(struct px_request *req); /* protocol resources of a request */
     /* HTTP/1.1 only (NULL on HTTP/2): queue 101 and hand over the transport. */
     int (*resp_upgrade)(struct px_request *req, px_upgrade_cb cb, void *arg);
+    /* A streamed body may be delivered again (receiver set, resumed): schedule it. */
+    void (*body_kick)(struct px_request *req);
 };
 
 struct px_conn {
@@ -169,6 +176,21 @@ enum px_req_state {
 };
 extern const char *const px_req_state_name[];
 
+/*
+ * A streamed request body (buffered bodies stay NONE):
+ *   NONE -> OPEN -> END -> DONE      complete; on_end(0) once every byte went out
+ *             |---> FAILED -> DONE   too large, malformed, timed out: on_end(error)
+ *             '---> DONE             the handler ended the request, or the client left
+ */
+enum px_body_state {
+    PX_BODY_NONE,
+    PX_BODY_OPEN,   /* bytes arriving */
+    PX_BODY_END,    /* all arrived; some may wait in the buffer */
+    PX_BODY_FAILED, /* no more bytes; on_end(error) is due */
+    PX_BODY_DONE,   /* on_end ran, or nobody wants the body any more */
+};
+extern const char *const px_body_state_name[];
+
 struct px_header {
     const char *name, *value;
 };
@@ -191,9 +213,17 @@ struct px_request {
     struct px_headers query; /* decoded, filled lazily */
     bool query_parsed;
     bool is_upgrade;
-    struct evbuffer *body;
+    struct evbuffer *body; /* buffered: the whole body; streamed: bytes not delivered yet */
     const char *body_data; /* set at dispatch */
     size_t body_len;
+    uint64_t body_received; /* against max_body_bytes */
+    enum px_body_state body_state;
+    int body_error; /* FAILED: what on_end gets */
+    bool body_paused;
+    px_body_data_cb on_body;
+    px_body_end_cb on_body_end;
+    void *body_arg;
+    unsigned holds; /* callbacks running on it: not freed before they return */
 
     /* response */
     struct px_headers resp_headers;
@@ -221,6 +251,29 @@ const char *px_headers_get(const struct px_headers *h, const char *name);
 int px_request_set_target(struct px_request *req, const char *target, size_t len);
 /* Free req once neither the handler nor the transport holds it. */
 void px_request_maybe_free(struct px_request *req);
+/* Keep req allocated across a callback that may release it; put frees it if it was. */
+void px_request_hold(struct px_request *req);
+void px_request_put(struct px_request *req);
+
+/* ---- request body (body.c) ---- */
+/* At the end of the head: ask stream_body whether to stream; true moves the body to OPEN. */
+bool px_body_choose(struct px_request *req);
+/* Received body bytes: 0, -EMSGSIZE past max_body_bytes, -ENOMEM. */
+int px_body_append(struct px_request *req, const void *data, size_t len);
+/* The transport saw the end of a streamed body (0) or gave up on it (-errno). */
+void px_body_finish(struct px_request *req, int error);
+/*
+ * Hand buffered bytes, then the end, to the receiver while it takes them.
+ * Returns the bytes delivered (HTTP/2 reopens the stream's window by that).
+ * Callbacks may end (and release) req: the caller must hold it or not touch it.
+ */
+size_t px_body_deliver(struct px_request *req);
+/* Nobody wants the body any more (request ended, client gone): drop it, no callback. */
+void px_body_abandon(struct px_request *req);
+/* True while a streamed body still expects bytes from the client. */
+bool px_body_open(const struct px_request *req);
+/* Bytes received and not yet delivered. */
+size_t px_body_buffered(const struct px_request *req);
 /* Hand the complete request to the handler. */
 void px_request_dispatch(struct px_request *req);
 /* The transport is done with req: on_close fires if the handler still holds it. */

@@ -63,7 +63,7 @@ void px_request_maybe_free(struct px_request *req)
 {
     struct px_conn *conn = req->conn;
 
-    if (req->handler_owned || req->transport_owned)
+    if (req->handler_owned || req->transport_owned || req->holds)
         return;
     conn->ops->req_free(req);
     kf_list_remove(&req->node);
@@ -74,11 +74,23 @@ void px_request_maybe_free(struct px_request *req)
     px_conn_put(conn);
 }
 
+void px_request_hold(struct px_request *req)
+{
+    req->holds++;
+}
+
+void px_request_put(struct px_request *req)
+{
+    KF_BUG_ON(req->holds == 0);
+    req->holds--;
+    px_request_maybe_free(req);
+}
+
 void px_request_dispatch(struct px_request *req)
 {
     struct px_server *server = req->conn->server;
 
-    if (req->body) {
+    if (req->body && req->body_state == PX_BODY_NONE) {
         size_t len = evbuffer_get_length(req->body);
 
         if (evbuffer_add(req->body, "", 1) == 0)
@@ -99,6 +111,7 @@ void px_request_transport_done(struct px_request *req)
 {
     req->transport_owned = false;
     kf_list_remove(&req->node);
+    px_body_abandon(req); /* no body callback after on_close */
     if (req->state == PX_REQ_HANDLER || req->state == PX_REQ_STREAMING) {
         px_request_set_state(req, PX_REQ_CLOSED);
         PX_INC(req->conn->server, client_resets);

@@ -62,6 +62,8 @@ static const char *status_k8s_reason(int status)
     switch (status) {
     case 400:
         return "BadRequest";
+    case 408:
+        return "Timeout";
     case 413:
         return "RequestEntityTooLarge";
     case 503:
@@ -222,6 +224,7 @@ int px_response_write_ref(struct px_request *req, const void *data, size_t len, 
 /* The handler lets go of req; it is freed if the transport is done too. */
 static void handler_release(struct px_request *req)
 {
+    px_body_abandon(req); /* the handler wants no more of the body */
     req->handler_owned = false;
     px_request_maybe_free(req);
 }

@@ -16,6 +16,27 @@ from kftest import Kfront, Test, free_port, tmpdir, wait_for  # noqa: E402
 from pki import Pki  # noqa: E402
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+
+def serve_https(handler, pki):
+    """An HTTPS server on a free loopback port that requires kfront's front-proxy client
+    certificate, served by a thread. Returns it and its "host:port"."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*pki.server)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(pki.front_proxy_ca[0])
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"127.0.0.1:{httpd.server_address[1]}"
+
+
 class EchoBackend:
     """An HTTPS 'apiserver' that requires the front-proxy client certificate and answers
     with JSON describing the request it got."""
@@ -25,12 +46,7 @@ class EchoBackend:
         self.name = name
         self.seen = []
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
+        class H(QuietHandler):
             def _reply(self):
                 peer = self.connection.getpeercert()
                 cn = dict(x[0] for x in peer["subject"])["commonName"] if peer else None
@@ -88,15 +104,7 @@ class EchoBackend:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _reply
 
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(*pki.server)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(pki.front_proxy_ca[0])
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.address = serve_https(H, pki)
 
     def stop(self):
         self.httpd.shutdown()

@@ -58,6 +58,7 @@ struct ts_stream {
     char method[16], path[256], headers[2048];
     char body[4096];
     size_t body_len, hlen;
+    size_t body_total; /* all of it, also past what body keeps */
     struct evbuffer *out; /* body bytes ready to send */
     bool more;            /* more body bytes will come (or never) */
     int chunks;
@@ -143,6 +144,7 @@ static void record(struct ts_server *s, const struct ts_stream *st)
     memcpy(s->last_body, st->body, st->body_len);
     s->last_body[st->body_len] = '\0';
     s->last_body_len = st->body_len;
+    s->last_body_total = st->body_total;
 }
 
 static void add_header_text(struct ts_stream *st, const char *name, size_t nlen, const char *value,
@@ -161,6 +163,7 @@ static void add_body(struct ts_stream *st, const void *data, size_t len)
 
     memcpy(st->body + st->body_len, data, n);
     st->body_len += n;
+    st->body_total += len;
 }
 
 /* ---- HTTP/2 responses --------------------------------------------------------------------- */

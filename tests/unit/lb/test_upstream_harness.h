@@ -49,7 +49,7 @@ struct ts_server {
     int32_t last_stream_id;
     char last_method[16], last_path[256], last_headers[2048];
     char last_body[4096];
-    size_t last_body_len;
+    size_t last_body_len, last_body_total; /* the first bytes; and how many came */
 };
 
 /** Listen on 127.0.0.1 (random port) on base. h1: HTTP/1.1 instead of h2c. */
