@@ -46,8 +46,8 @@ bool px_body_choose(struct px_request *req)
 
 int px_body_append(struct px_request *req, const void *data, size_t len)
 {
-    if (req->body_received + len > req->conn->server->cfg.max_body_bytes)
-        return -EMSGSIZE;
+    if (req->body_received + len > req->conn->server->cfg.max_body_bytes && !req->connect_protocol)
+        return -EMSGSIZE; /* a tunnel's bytes are not a body */
     if (!req->body && !(req->body = evbuffer_new()))
         return -ENOMEM;
     if (evbuffer_add(req->body, data, len) < 0)

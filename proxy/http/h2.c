@@ -302,7 +302,9 @@ static bool h2_waits_for_body(const struct h2_stream *s)
 {
     const struct px_request *req = &s->req;
 
-    return s->state == H2S_BODY || (px_body_open(req) && req->on_body && !req->body_paused);
+    /* a tunnel's bytes come when its user types: no body timeout */
+    return s->state == H2S_BODY ||
+           (px_body_open(req) && req->on_body && !req->body_paused && !req->connect_protocol);
 }
 
 static bool h2_any_body_wait(struct h2_conn *h)
@@ -396,6 +398,8 @@ static int on_header(nghttp2_session *ngh, const nghttp2_frame *frame, const uin
         req->authority = v;
     else if (nlen == 5 && memcmp(name, ":path", 5) == 0 && px_request_set_target(req, v, vlen) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    else if (nlen == 9 && memcmp(name, ":protocol", 9) == 0) /* nghttp2 checked it is allowed */
+        req->connect_protocol = v;
     return 0;
 }
 
@@ -417,8 +421,9 @@ static void h2_headers_done(struct h2_conn *h, struct h2_stream *s, bool end_str
     s->body_ms = kf_now_ms();
     if (s->headers_too_large)
         h2_reject(h, s, 431, "request header fields too large");
-    else if (strcmp(req->method, "CONNECT") == 0 || (req->path[0] != '/' && strcmp(req->path, "*")))
-        h2_reject(h, s, 400, "invalid request target");
+    else if ((strcmp(req->method, "CONNECT") == 0) != (req->connect_protocol != NULL) ||
+             (req->path[0] != '/' && strcmp(req->path, "*")))
+        h2_reject(h, s, 400, "invalid request target"); /* plain CONNECT: not a proxy */
     else if (cl && strtoull(cl, NULL, 10) > h->base.server->cfg.max_body_bytes)
         h2_reject(h, s, 413, "request body too large");
     else if (end_stream || px_body_choose(req))
@@ -787,6 +792,7 @@ static int h2_session_new(struct h2_conn *h)
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PX_H2_STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_header_bytes},
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* WebSockets over HTTP/2, RFC 8441 */
     };
     int rv;
 

@@ -361,6 +361,14 @@ struct px_conn *px_request_conn(struct px_request *req);
 bool px_request_is_upgrade(const struct px_request *req);
 
 /**
+ * An HTTP/2 extended CONNECT (RFC 8441; the server offers it): the protocol
+ * the client asks for ("websocket"), else NULL. Its DATA is a tunnel's bytes:
+ * streamed with px_request_body_stream without the body size limit or body
+ * timeout; the answer is 200 and then a streamed response.
+ */
+const char *px_request_connect_protocol(const struct px_request *req);
+
+/**
  * Accept an upgrade: queue "101 Switching Protocols" with the headers set by
  * px_response_header() (the handler sets Upgrade, Connection and e.g.
  * Sec-WebSocket-Accept), then hand the raw connection to cb once the 101 is

@@ -213,6 +213,7 @@ struct px_request {
     struct px_headers query; /* decoded, filled lazily */
     bool query_parsed;
     bool is_upgrade;
+    const char *connect_protocol; /* HTTP/2 extended CONNECT's :protocol (RFC 8441), or NULL */
     struct evbuffer *body; /* buffered: the whole body; streamed: bytes not delivered yet */
     const char *body_data; /* set at dispatch */
     size_t body_len;

@@ -383,6 +383,11 @@ bool px_request_is_upgrade(const struct px_request *req)
     return req->is_upgrade;
 }
 
+const char *px_request_connect_protocol(const struct px_request *req)
+{
+    return req->connect_protocol;
+}
+
 void px_request_on_drain(struct px_request *req, px_request_cb cb, void *arg)
 {
     req->on_drain = cb;
