@@ -621,16 +621,78 @@ void ks_handle_patch(struct ks_req *r);
 void ks_handle_delete(struct ks_req *r);
 void ks_handle_delete_collection(struct ks_req *r);
 
-/* exec (exec.c) */
-/** pods/NAME/exec? (not a listed subresource: discovery names only those with objects) */
+/* WebSocket server side (ws.c), shared by exec and port-forward */
+struct evbuffer;
+
+enum {
+    KS_WS_CONT = 0,
+    KS_WS_TEXT = 1,
+    KS_WS_BINARY = 2,
+    KS_WS_CLOSE = 8,
+    KS_WS_PING = 9,
+    KS_WS_PONG = 10
+};
+#define KS_WS_MAX_MESSAGE (1024 * 1024)
+
+/* Reassembly of a fragmented message. */
+struct ks_ws {
+    struct ks_sb msg;
+    int msg_op; /* the message being assembled, 0 for none */
+};
+
+/** A complete data message (op TEXT/BINARY) or a close frame (op CLOSE); false stops reading. */
+typedef bool (*ks_ws_message_cb)(void *arg, int op, const uint8_t *p, size_t len);
+
+void ks_ws_init(struct ks_ws *w);
+void ks_ws_free(struct ks_ws *w);
+/** Queue one unmasked frame on out: op, then the channel byte (if channel >= 0) and data. */
+void ks_ws_frame(struct evbuffer *out, int op, int channel, const void *data, size_t len);
+/**
+ * Consume one client frame from in: pings are answered on out, pongs ignored,
+ * complete messages and close frames go to cb. Returns 1 when a frame was
+ * consumed, 0 when in holds no complete frame, -1 on a protocol error (an
+ * unmasked frame, a message over KS_WS_MAX_MESSAGE), after a close frame, or
+ * when cb returned false.
+ */
+int ks_ws_read(struct ks_ws *w, struct evbuffer *in, struct evbuffer *out, ks_ws_message_cb cb,
+               void *arg);
+/** Does a comma/space separated header value hold token (case-insensitive)? */
+bool ks_header_has_token(const char *value, const char *token);
+/**
+ * Check r is a WebSocket upgrade offering one of protos (tried in order) and
+ * set the 101's Upgrade, Sec-WebSocket-Accept and Sec-WebSocket-Protocol
+ * headers. Returns the chosen protocol, or NULL (no header set) when r is not
+ * such a request.
+ */
+const char *ks_ws_accept(struct ks_req *r, const char *const *protos, size_t n);
+
+/* exec (exec.c), port-forward (portforward.c), logs (logs.c): pod subresources served here
+ * but not listed by kube-sim's discovery (it names only those with objects) */
+static inline bool ks_is_pod_sub(const struct ks_req *r, const char *sub)
+{
+    return r->res == &ks_res_pods && r->sub && strcmp(r->sub, sub) == 0;
+}
+/** pods/NAME/exec? */
 static inline bool ks_is_exec(const struct ks_req *r)
 {
-    return r->res == &ks_res_pods && r->sub && strcmp(r->sub, "exec") == 0;
+    return ks_is_pod_sub(r, "exec");
 }
 /** Serve pods/NAME/exec over WebSocket (the request is authorized already). */
 void ks_handle_exec(struct ks_req *r);
 /** Free every exec session (shutdown, after the servers are freed). */
 void ks_exec_shutdown(void);
+/**
+ * Serve pods/NAME/portforward (authorized already): SPDY/3.1 with an echo
+ * server on every port, over WebSocket (subprotocol SPDY/3.1+portforward.k8s.io,
+ * kubectl 1.31+) or a plain SPDY/3.1 upgrade.
+ */
+void ks_handle_portforward(struct ks_req *r);
+/** Free every port-forward session (shutdown, after the servers are freed). */
+void ks_portforward_shutdown(void);
+/** Serve GET pods/NAME/log (authorized already): fake lines, tailLines, follow, ... */
+void ks_handle_log(struct ks_req *r);
+/** End every follow=true log stream (shutdown). */
+void ks_logs_shutdown(void);
 
 /* writes (write.c) */
 extern unsigned ks_pod_termination_ms;
