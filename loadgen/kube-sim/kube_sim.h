@@ -666,6 +666,79 @@ bool ks_header_has_token(const char *value, const char *token);
  */
 const char *ks_ws_accept(struct ks_req *r, const char *const *protos, size_t n);
 
+/* SPDY/3.1 framing (spdy.c), what port-forward speaks */
+struct z_stream_s;
+
+enum ks_spdy_type {
+    KS_SPDY_DATA = 0, /* not a control type: a data frame */
+    KS_SPDY_SYN_STREAM = 1,
+    KS_SPDY_SYN_REPLY = 2,
+    KS_SPDY_RST_STREAM = 3,
+    KS_SPDY_SETTINGS = 4,
+    KS_SPDY_PING = 6,
+    KS_SPDY_GOAWAY = 7,
+    KS_SPDY_HEADERS = 8,
+    KS_SPDY_WINDOW_UPDATE = 9,
+};
+enum { KS_SPDY_FLAG_FIN = 0x01 };
+/* RST_STREAM and GOAWAY status codes used here */
+enum { KS_SPDY_PROTOCOL_ERROR = 1, KS_SPDY_REFUSED_STREAM = 3, KS_SPDY_CANCEL = 5 };
+/* Bounds (bigger frames are a session error; kubectl's DATA frames are at most 32 KiB) */
+#define KS_SPDY_MAX_DATA         (1024 * 1024)
+#define KS_SPDY_MAX_CONTROL      (64 * 1024)
+#define KS_SPDY_MAX_HEADER_BLOCK (64 * 1024) /* decompressed */
+#define KS_SPDY_MAX_HEADERS      32
+
+/* One name/value pair; the bytes are not NUL-terminated (value: NUL between values). */
+struct ks_spdy_header {
+    const char *name, *value;
+    size_t name_len, value_len;
+};
+
+/* A parsed frame; pointers valid until the next parse or the input is drained. */
+struct ks_spdy_frame {
+    int type; /* enum ks_spdy_type, or an unknown control type (to be ignored) */
+    uint8_t flags;
+    uint32_t stream_id;  /* GOAWAY: the last good stream */
+    uint32_t value;      /* RST/GOAWAY status, PING id, WINDOW_UPDATE delta, SETTINGS count,
+                            SYN_STREAM associated-to stream */
+    const uint8_t *data; /* DATA payload */
+    size_t len;
+    struct ks_spdy_header headers[KS_SPDY_MAX_HEADERS]; /* SYN_STREAM, SYN_REPLY, HEADERS */
+    size_t n_headers;
+};
+
+/* One direction's header compression each way (a connection's whole life). */
+struct ks_spdy {
+    struct z_stream_s *inflate, *deflate;
+    bool inflate_ok, deflate_ok;
+    struct ks_sb block; /* the last decompressed header block */
+};
+
+/** The SPDY/3 zlib dictionary (1423 bytes, Adler-32 0xe3c6a7c2). */
+const uint8_t *ks_spdy_dictionary(size_t *len);
+int ks_spdy_init(struct ks_spdy *s);
+void ks_spdy_free(struct ks_spdy *s);
+/** Size of the frame whose first 8 bytes are head; -EMSGSIZE past the bounds above. */
+int ks_spdy_frame_size(const uint8_t head[8], size_t *size);
+/**
+ * Parse exactly one whole frame (len = its ks_spdy_frame_size). -EPROTO for
+ * a malformed one: a wrong version or length, stream id 0 where one is
+ * needed, a header block that does not inflate or parse (after that the
+ * compression state is lost: end the session).
+ */
+int ks_spdy_parse(struct ks_spdy *s, const uint8_t *p, size_t len, struct ks_spdy_frame *f);
+/** Copy the single value of header name (case-insensitive) into out; false if absent. */
+bool ks_spdy_header(const struct ks_spdy_frame *f, const char *name, char *out, size_t size);
+/** Queue a DATA frame (len < 2^24). */
+void ks_spdy_write_data(struct evbuffer *out, uint32_t stream_id, const void *data, size_t len,
+                        bool fin);
+/** Queue RST_STREAM(a = stream, b = status), GOAWAY(a = last good, b = status), PING(a = id). */
+void ks_spdy_write_control(struct evbuffer *out, int type, uint32_t a, uint32_t b);
+/** Queue SYN_STREAM, SYN_REPLY or HEADERS with a compressed header block. */
+int ks_spdy_write_headers(struct ks_spdy *s, struct evbuffer *out, int type, uint32_t stream_id,
+                          uint8_t flags, const struct ks_spdy_header *h, size_t n);
+
 /* exec (exec.c), port-forward (portforward.c), logs (logs.c): pod subresources served here
  * but not listed by kube-sim's discovery (it names only those with objects) */
 static inline bool ks_is_pod_sub(const struct ks_req *r, const char *sub)
