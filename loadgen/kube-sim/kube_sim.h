@@ -762,10 +762,14 @@ void ks_exec_shutdown(void);
 void ks_handle_portforward(struct ks_req *r);
 /** Free every port-forward session (shutdown, after the servers are freed). */
 void ks_portforward_shutdown(void);
+/** Open port-forward sessions; *streams gets their open streams. */
+size_t ks_portforward_count(size_t *streams);
 /** Serve GET pods/NAME/log (authorized already): fake lines, tailLines, follow, ... */
 void ks_handle_log(struct ks_req *r);
 /** End every follow=true log stream (shutdown). */
 void ks_logs_shutdown(void);
+/** Open follow=true log streams. */
+size_t ks_logs_following(void);
 
 /* writes (write.c) */
 extern unsigned ks_pod_termination_ms;

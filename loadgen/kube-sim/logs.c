@@ -452,3 +452,12 @@ void ks_logs_shutdown(void)
     while (!kf_list_empty(&streams))
         follow_end(kf_container_of(streams.next, struct log_stream, link));
 }
+
+size_t ks_logs_following(void)
+{
+    size_t n = 0;
+    struct kf_list *l;
+
+    kf_list_for_each(l, &streams) n++;
+    return n;
+}

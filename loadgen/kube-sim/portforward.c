@@ -534,3 +534,17 @@ void ks_portforward_shutdown(void)
     while (!kf_list_empty(&sessions))
         sess_free(kf_container_of(sessions.next, struct pf_sess, link));
 }
+
+size_t ks_portforward_count(size_t *streams)
+{
+    size_t n = 0;
+    struct kf_list *l;
+
+    *streams = 0;
+    kf_list_for_each(l, &sessions)
+    {
+        n++;
+        *streams += kf_container_of(l, struct pf_sess, link)->n_streams;
+    }
+    return n;
+}
