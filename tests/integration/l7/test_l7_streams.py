@@ -229,6 +229,18 @@ def test_logs_follow_through_kfront():
         proc, _ = follow(env, env.kubeconfig, ns, pod)
         # killed: the client connection goes away and kfront ends the upstream stream
         wait_for(lambda: gauges(env) == base, 5, f"gauges back to {base}: {gauges(env)}")
+        # the same over HTTP/1.1 (chunked): curl reads a few lines and is killed
+        crt, key = env.sim.cert("admin")
+        proc = subprocess.Popen(["curl", "-sN", "--http1.1", "--cacert", f"{env.sim.certs}/ca.crt",
+                                 "--cert", crt, "--key", key, f"{env.url}/api/v1/namespaces/{ns}/"
+                                 f"pods/{pod}/log?container=app&follow=true&tailLines=1"],
+                                stdout=subprocess.PIPE)
+        r = LineReader(proc)
+        got = [r.get(5) for _ in range(3)]
+        assert [" line 39: " in got[0], " line 40: " in got[1], " line 41: " in got[2]] == [True] * 3
+        proc.kill()
+        proc.wait(5)
+        wait_for(lambda: gauges(env) == base, 5, f"gauges back to {base}: {gauges(env)}")
         # and it ends by itself, through kfront too, when the pod is deleted
         proc, r = follow(env, env.kubeconfig, ns, pod, kill=False)
         kubectl(env.kubeconfig, "delete", "pod", "-n", ns, pod, "--wait=false")
@@ -327,6 +339,15 @@ def port_forward_through_kfront(websockets):
         assert kf_metric(env, "kfront_http_upgrades_total") == up0 + 1
         assert kf_metric(env, 'kfront_http_requests_total{verb="%s",resource="pods/portforward",'
                          'code="101"}' % ("get" if websockets else "create")) == 1
+        wait_for(lambda: gauges(env) == (0, 0, 0, 0), 5, f"all closed: {gauges(env)}")
+        # kubectl killed in the middle of a transfer: kfront closes the tunnel both ways
+        proc, port = start_port_forward(env.kubeconfig, ns, pod, websockets)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"x" * 100000)
+            assert read_exactly(s, 100000)[0] == b"x" * 100000
+            assert sim_metric(env.sim, "kubesim_portforward_streams") == 2
+            proc.kill()
+            proc.wait(5)
         wait_for(lambda: gauges(env) == (0, 0, 0, 0), 5, f"all closed: {gauges(env)}")
     finally:
         env.close()
