@@ -52,11 +52,17 @@ enum pf_state { PF_OPEN, PF_GOING_AWAY, PF_CLOSING };
 
 static const char *const pf_state_name[] = {"open", "going-away", "closing"};
 
+/* A stream: OPEN -> REMOTE_DONE (the client's FIN) or LOCAL_DONE (ours) -> CLOSED (both, or
+ * a reset either way: freed then). */
+enum pf_stream_state { ST_OPEN, ST_REMOTE_DONE, ST_LOCAL_DONE, ST_CLOSED };
+
+static const char *const stream_state_name[] = {"open", "remote-done", "local-done", "closed"};
+
 struct pf_stream {
     struct kf_list link; /* in sess->streams */
+    enum pf_stream_state state;
     uint32_t id;
-    bool data;                  /* a data stream (else an error stream) */
-    bool remote_fin, local_fin; /* half-closed by the client / by us */
+    bool data; /* a data stream (else an error stream) */
     char request_id[32];
 };
 
@@ -170,21 +176,33 @@ static struct pf_stream *stream_error_of(struct pf_sess *s, const struct pf_stre
     return NULL;
 }
 
-static void stream_remove(struct pf_sess *s, struct pf_stream *st)
+/* The one way a stream changes state; CLOSED frees it. */
+static void stream_set_state(struct pf_sess *s, struct pf_stream *st, enum pf_stream_state next)
 {
+    KF_BUG_ON(next == st->state || (next != ST_CLOSED && st->state != ST_OPEN));
+    kf_debug("kube-sim", "port-forward %s stream %u: %s -> %s", s->pod, st->id,
+             stream_state_name[st->state], stream_state_name[next]);
+    st->state = next;
+    if (next != ST_CLOSED)
+        return;
     kf_list_remove(&st->link);
     s->n_streams--;
     free(st);
 }
 
-/* Our half-close (an empty DATA with FIN); a stream closed both ways is forgotten. */
+/* The client's FIN. */
+static void stream_remote_fin(struct pf_sess *s, struct pf_stream *st)
+{
+    stream_set_state(s, st, st->state == ST_OPEN ? ST_REMOTE_DONE : ST_CLOSED);
+}
+
+/* Our half-close (an empty DATA with FIN), unless it was sent already. */
 static void stream_close_local(struct pf_sess *s, struct pf_stream *st)
 {
-    if (!st->local_fin)
-        ks_spdy_write_data(s->out, st->id, "", 0, true);
-    st->local_fin = true;
-    if (st->remote_fin)
-        stream_remove(s, st);
+    if (st->state == ST_LOCAL_DONE)
+        return;
+    ks_spdy_write_data(s->out, st->id, "", 0, true);
+    stream_set_state(s, st, st->state == ST_OPEN ? ST_LOCAL_DONE : ST_CLOSED);
 }
 
 /* A data stream is over (client FIN or reset): its error stream ends, empty. */
@@ -193,7 +211,7 @@ static void data_done(struct pf_sess *s, struct pf_stream *data, bool reset)
     struct pf_stream *err = stream_error_of(s, data);
 
     if (reset)
-        stream_remove(s, data);
+        stream_set_state(s, data, ST_CLOSED);
     else
         stream_close_local(s, data);
     if (err)
@@ -250,7 +268,7 @@ static void on_syn_stream(struct pf_sess *s, const struct ks_spdy_frame *f)
         return;
     }
     if (f->flags & KS_SPDY_FLAG_FIN) {
-        st->remote_fin = true;
+        stream_remote_fin(s, st);
         if (st->data)
             data_done(s, st, false);
     }
@@ -260,17 +278,16 @@ static void on_data(struct pf_sess *s, const struct ks_spdy_frame *f)
 {
     struct pf_stream *st = stream_find(s, f->stream_id);
 
-    if (!st || st->remote_fin)
-        return; /* a stream that is gone (spdystream ignores these too) */
-    if (st->data && !st->local_fin && f->len)
+    if (!st || st->state == ST_REMOTE_DONE)
+        return; /* a stream that is gone or done (spdystream ignores these too) */
+    if (st->data && st->state == ST_OPEN && f->len)
         ks_spdy_write_data(s->out, st->id, f->data, f->len, false); /* the echo */
-    if (f->flags & KS_SPDY_FLAG_FIN) {
-        st->remote_fin = true;
-        if (st->data)
-            data_done(s, st, false);
-        else if (st->local_fin)
-            stream_remove(s, st);
-    }
+    if (!(f->flags & KS_SPDY_FLAG_FIN))
+        return;
+    bool echo_over = st->data && st->state == ST_OPEN;
+    stream_remote_fin(s, st); /* frees a stream we had ended already */
+    if (echo_over)
+        data_done(s, st, false);
 }
 
 static void on_frame(struct pf_sess *s, const struct ks_spdy_frame *f)
@@ -289,7 +306,7 @@ static void on_frame(struct pf_sess *s, const struct ks_spdy_frame *f)
             if (st->data)
                 data_done(s, st, true);
             else
-                stream_remove(s, st);
+                stream_set_state(s, st, ST_CLOSED);
         }
         break;
     case KS_SPDY_PING:

@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
 from kftest import Test, free_port, wait_for  # noqa: E402
 from test_l7_kubesim import Env  # noqa: E402
 from test_l7_upgrade import read_to_eof  # noqa: E402
+import ksim  # noqa: E402
 
 LOG_LINES = 40  # kube-sim's lines per container before any follow
 
@@ -41,6 +42,14 @@ def xfail(reason):
         run.__name__ = f.__name__
         return run
     return wrap
+
+
+def close(env):
+    """Stop kfront and kube-sim; kube-sim's exit status and sanitizer reports fail the test."""
+    env.close()
+    failures = list(ksim.FAILURES)
+    ksim.FAILURES.clear()
+    assert not failures, failures
 
 
 def have_kubectl():
@@ -146,7 +155,7 @@ def test_logs_direct():
         assert out.returncode == 0 and len(out.stdout) == 150, out
         assert 0.4 < time.time() - t0 < 5, time.time() - t0
     finally:
-        env.close()
+        close(env)
 
 
 def test_logs_through_kfront_are_byte_for_byte_kube_sims():
@@ -165,7 +174,7 @@ def test_logs_through_kfront_are_byte_for_byte_kube_sims():
         assert env.kf.metric('kfront_http_requests_total{verb="get",resource="pods/log",code="200"}') == 5
         assert env.kf.metric('kfront_http_requests_total{verb="get",resource="pods/log",code="400"}') == 1
     finally:
-        env.close()
+        close(env)
 
 
 class LineReader:
@@ -215,7 +224,7 @@ def test_logs_follow_direct_ends_with_the_pod():
         while r.get(2) is not None:  # what was on its way, then the end
             pass
     finally:
-        env.close()
+        close(env)
 
 
 def test_logs_follow_through_kfront():
@@ -247,7 +256,7 @@ def test_logs_follow_through_kfront():
         assert proc.wait(5) == 0, proc.stderr.read()
         wait_for(lambda: gauges(env) == base, 5, f"gauges back to {base}: {gauges(env)}")
     finally:
-        env.close()
+        close(env)
 
 
 # ---- port-forward ----------------------------------------------------------------------------
@@ -326,7 +335,7 @@ def test_port_forward_direct():
         out = kubectl(env.sim.kubeconfig, "port-forward", "-n", ns, "pod/nope", "1:80")
         assert b'pods "nope" not found' in out.stderr, out.stderr
     finally:
-        env.close()
+        close(env)
 
 
 def port_forward_through_kfront(websockets):
@@ -350,7 +359,7 @@ def port_forward_through_kfront(websockets):
             proc.wait(5)
         wait_for(lambda: gauges(env) == (0, 0, 0, 0), 5, f"all closed: {gauges(env)}")
     finally:
-        env.close()
+        close(env)
 
 
 def test_port_forward_websocket_through_kfront():
@@ -460,7 +469,7 @@ def test_port_forward_refusals_and_bad_frames_direct():
         err = check_port_forward(sim, sim.kubeconfig, ns, pod, websockets=True)
         assert "fallback" not in err
     finally:
-        env.close()
+        close(env)
 
 
 if __name__ == "__main__":
