@@ -409,6 +409,19 @@ def test_port_forward_refusals_and_bad_frames_direct():
     sim = env.sim
     try:
         ns, pod = first_pod(env)
+        # a pod on no node: no port-forward (the apiserver's 400), and no logs (empty)
+        manifest = os.path.join(sim.dir, "pending.yaml")
+        with open(manifest, "w") as f:
+            f.write(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: pending, namespace: {ns}}}\n"
+                    "spec:\n  containers: [{name: c, image: busybox}]\n")
+        assert kubectl(sim.kubeconfig, "apply", "-f", manifest).returncode == 0
+        s, head, rest = raw_upgrade(sim, ns, "pending", SPDY + "X-Stream-Protocol-Version: "
+                                    "portforward.k8s.io\r\n")
+        st = json.loads(read_to_eof(s, rest)[0])
+        assert head.startswith("HTTP/1.1 400") and st["message"] == \
+            "pod pending does not have a host assigned", (head, st)
+        out = kubectl(sim.kubeconfig, "logs", "-n", ns, "pending")
+        assert out.returncode == 0 and out.stdout == b"", out
         # the kubelet's handshake refusals (plain text, as http.Error writes them)
         s, head, rest = raw_upgrade(sim, ns, pod, SPDY)
         assert head.startswith("HTTP/1.1 400") and b"X-Stream-Protocol-Version does not exist" \
