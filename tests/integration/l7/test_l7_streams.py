@@ -172,6 +172,12 @@ def test_logs_through_kfront_are_byte_for_byte_kube_sims():
                               http="--http1.1")
         assert code == 200 and body == direct[0], (code, body[:200])
         assert env.kf.metric('kfront_http_requests_total{verb="get",resource="pods/log",code="200"}') == 5
+        # authorized upstream as get on pods/log for the client (kfront vouched for alice)
+        code, body = env.curl(f"/api/v1/namespaces/{ns}/pods/{pod}/log?container=app",
+                              cert="user-alice")
+        assert code == 403 and json.loads(body)["message"] == (
+            f'pods "{pod}" is forbidden: User "alice" cannot get resource "pods/log" in API '
+            f'group "" in the namespace "{ns}"'), body
         assert env.kf.metric('kfront_http_requests_total{verb="get",resource="pods/log",code="400"}') == 1
     finally:
         close(env)
@@ -331,6 +337,10 @@ def test_port_forward_direct():
         assert "fallback" not in err and "GET " in err, err
         err = check_port_forward(env.sim, env.sim.kubeconfig, ns, pod, websockets=False)
         assert "POST " in err and "101 Switching Protocols" in err, err
+        # authorized as create on pods/portforward
+        st = json.loads(env.sim.curl("-X", "POST", f"{env.sim.url}/api/v1/namespaces/{ns}/pods/"
+                                     f"{pod}/portforward", cert="user-alice").stdout)
+        assert st["code"] == 403 and 'cannot create resource "pods/portforward"' in st["message"]
         # a pod that is not there: 404
         out = kubectl(env.sim.kubeconfig, "port-forward", "-n", ns, "pod/nope", "1:80")
         assert b'pods "nope" not found' in out.stderr, out.stderr
