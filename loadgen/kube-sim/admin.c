@@ -63,6 +63,8 @@ uint64_t ks_rss_bytes(void)
 
 static void metrics_text(struct ks_sb *sb)
 {
+    size_t pf_streams, pf_sessions = ks_portforward_count(&pf_streams);
+
     ks_sb_adds(sb, "# HELP apiserver_request_total Requests by verb, resource and code.\n"
                    "# TYPE apiserver_request_total counter\n");
     for (size_t i = 0; i < metrics.requests.cap; i++) {
@@ -105,11 +107,15 @@ static void metrics_text(struct ks_sb *sb)
                  "# TYPE kubesim_events_total counter\nkubesim_events_total %llu\n"
                  "# TYPE kubesim_slow_watches_closed_total counter\n"
                  "kubesim_slow_watches_closed_total %llu\n"
-                 "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
+                 "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
+                 "# TYPE kubesim_log_follows gauge\nkubesim_log_follows %zu\n"
+                 "# TYPE kubesim_portforward_sessions gauge\nkubesim_portforward_sessions %zu\n"
+                 "# TYPE kubesim_portforward_streams gauge\nkubesim_portforward_streams %zu\n",
                  (unsigned long long)metrics.bytes_sent, (unsigned long long)ks_store.bytes,
                  (unsigned long long)ks_store.rv, (unsigned long long)ks_store.compacted_rv,
                  (unsigned long long)ks_store.events_total,
-                 (unsigned long long)metrics.slow_watches, (unsigned long long)ks_rss_bytes());
+                 (unsigned long long)metrics.slow_watches, (unsigned long long)ks_rss_bytes(),
+                 ks_logs_following(), pf_sessions, pf_streams);
 }
 
 void ks_metrics_reply(struct ks_req *r)

@@ -365,7 +365,8 @@ static bool parse_resource(struct ks_req *r, const char *group, const char *vers
         return false;
     r->name = n >= 2 ? seg[1] : NULL;
     r->sub = n == 3 ? seg[2] : NULL;
-    if (r->sub && !ks_res_has_subresource(r->res, r->sub) && !ks_is_exec(r))
+    if (r->sub && !ks_res_has_subresource(r->res, r->sub) && !ks_is_exec(r) &&
+        !ks_is_pod_sub(r, "portforward") && !ks_is_pod_sub(r, "log"))
         return false;
     return true;
 }
@@ -393,17 +394,38 @@ static bool injected_error(struct ks_req *r)
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
-static void dispatch_resource(struct ks_req *r)
+/* exec, port-forward and log: not objects, each served by its own handler. */
+static bool dispatch_connect(struct ks_req *r)
 {
-    if (ks_is_exec(r)) {
+    bool exec = ks_is_exec(r), pf = ks_is_pod_sub(r, "portforward");
+
+    if (exec || pf) {
         /* authorized as create, whatever the method (the apiserver checks create for
          * WebSocket GETs too) */
         r->verb = KS_V_CREATE;
         r->verb_known = true;
         if (!injected_error(r) && ks_authorize_request(r))
-            ks_handle_exec(r);
-        return;
+            (exec ? ks_handle_exec : ks_handle_portforward)(r);
+        return true;
     }
+    if (!ks_is_pod_sub(r, "log"))
+        return false;
+    if (!verb_from_method(r) || r->verb != KS_V_GET) {
+        ks_reply_error(r, 405, "MethodNotAllowed",
+                       "the server does not allow this method on the requested resource");
+        return true;
+    }
+    if (!negotiate(r)) /* the body is text/plain whatever was asked; only errors are JSON */
+        r->fmt = KS_FMT_JSON;
+    if (!injected_error(r) && ks_authorize_request(r))
+        ks_handle_log(r);
+    return true;
+}
+
+static void dispatch_resource(struct ks_req *r)
+{
+    if (dispatch_connect(r))
+        return;
     if (!verb_from_method(r)) {
         ks_reply_error(r, 405, "MethodNotAllowed",
                        "the server does not allow this method on the requested resource");

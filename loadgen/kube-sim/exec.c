@@ -30,14 +30,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
-
-#define WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_MAX_MESSAGE (1024 * 1024)
 
 enum { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2, CH_ERROR = 3, CH_RESIZE = 4, CH_CLOSE = 255 };
-enum { OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
 
 enum cmd_kind { CMD_ECHO, CMD_CAT, CMD_EXIT, CMD_UNKNOWN };
 
@@ -52,9 +46,8 @@ struct exec_sess {
     bool v5;
     enum cmd_kind cmd;
     int exit_code;
-    char *output;     /* echo: what goes to stdout at once; unknown: the command */
-    struct ks_sb msg; /* a fragmented message being assembled */
-    int msg_op;
+    char *output; /* echo: what goes to stdout at once; unknown: the command */
+    struct ks_ws ws;
 };
 
 static struct kf_list sessions = {&sessions, &sessions};
@@ -71,7 +64,7 @@ static void sess_free(struct exec_sess *s)
 {
     kf_list_remove(&s->link);
     bufferevent_free(s->bev);
-    ks_sb_free(&s->msg);
+    ks_ws_free(&s->ws);
     free(s->output);
     free(s);
 }
@@ -80,31 +73,7 @@ static void sess_free(struct exec_sess *s)
 
 static void ws_frame(struct exec_sess *s, int op, int channel, const void *data, size_t len)
 {
-    struct evbuffer *out = bufferevent_get_output(s->bev);
-    size_t total = len + (channel >= 0);
-    uint8_t h[10];
-    size_t n = 2;
-
-    h[0] = (uint8_t)(0x80 | op);
-    if (total < 126) {
-        h[1] = (uint8_t)total;
-    } else if (total <= 0xffff) {
-        h[1] = 126;
-        h[2] = (uint8_t)(total >> 8);
-        h[3] = (uint8_t)total;
-        n = 4;
-    } else {
-        h[1] = 127;
-        for (int i = 0; i < 8; i++)
-            h[2 + i] = (uint8_t)((uint64_t)total >> (56 - 8 * i));
-        n = 10;
-    }
-    evbuffer_add(out, h, n);
-    if (channel >= 0) {
-        uint8_t c = (uint8_t)channel;
-        evbuffer_add(out, &c, 1);
-    }
-    evbuffer_add(out, data, len);
+    ks_ws_frame(bufferevent_get_output(s->bev), op, channel, data, len);
 }
 
 /* The final Status on the error channel, then a normal close. */
@@ -125,7 +94,7 @@ static void sess_finish(struct exec_sess *s)
         ks_sb_json_cstr(&sb, st);
         ks_sb_adds(&sb, ",\"reason\":\"InternalError\"}");
         if (!sb.err)
-            ws_frame(s, OP_BINARY, CH_ERROR, sb.p, sb.len);
+            ws_frame(s, KS_WS_BINARY, CH_ERROR, sb.p, sb.len);
         ks_sb_free(&sb);
         n = -1;
     } else if (s->exit_code == 0)
@@ -137,8 +106,9 @@ static void sess_finish(struct exec_sess *s)
                      "\"details\":{\"causes\":[{\"reason\":\"ExitCode\",\"message\":\"%d\"}]}}",
                      s->exit_code, s->exit_code);
     if (n >= 0)
-        ws_frame(s, OP_BINARY, CH_ERROR, st, (size_t)n < sizeof(st) ? (size_t)n : sizeof(st) - 1);
-    ws_frame(s, OP_CLOSE, -1, "\x03\xe8", 2); /* 1000: normal closure */
+        ws_frame(s, KS_WS_BINARY, CH_ERROR, st,
+                 (size_t)n < sizeof(st) ? (size_t)n : sizeof(st) - 1);
+    ws_frame(s, KS_WS_CLOSE, -1, "\x03\xe8", 2); /* 1000: normal closure */
     sess_set_state(s, SESS_CLOSING);
 }
 
@@ -149,81 +119,22 @@ static void on_message(struct exec_sess *s, const uint8_t *p, size_t len)
     if (len == 0)
         return;
     if (p[0] == CH_STDIN && s->cmd == CMD_CAT)
-        ws_frame(s, OP_BINARY, CH_STDOUT, p + 1, len - 1);
+        ws_frame(s, KS_WS_BINARY, CH_STDOUT, p + 1, len - 1);
     else if (p[0] == CH_CLOSE && len >= 2 && p[1] == CH_STDIN)
         sess_finish(s); /* stdin ended: cat is done (the others were already) */
 }
 
-/* One complete frame's payload (unmasked). Returns false to stop reading. */
-static bool on_frame(struct exec_sess *s, int op, bool fin, const uint8_t *p, size_t len)
+/* A message, or the client's close (it is done with stdin and the session). */
+static bool on_ws_message(void *arg, int op, const uint8_t *p, size_t len)
 {
-    switch (op) {
-    case OP_PING:
-        ws_frame(s, OP_PONG, -1, p, len);
-        return true;
-    case OP_PONG:
-        return true;
-    case OP_CLOSE:
-        sess_finish(s); /* the client is done with stdin and the session */
-        return false;
-    case OP_TEXT:
-    case OP_BINARY:
-        s->msg.len = 0;
-        s->msg_op = op;
-        break;
-    case OP_CONT:
-        if (!s->msg_op)
-            return false;
-        break;
-    default:
+    struct exec_sess *s = arg;
+
+    if (op == KS_WS_CLOSE) {
+        sess_finish(s);
         return false;
     }
-    ks_sb_add(&s->msg, p, len);
-    if (s->msg.err || s->msg.len > WS_MAX_MESSAGE)
-        return false;
-    if (fin) {
-        on_message(s, (const uint8_t *)s->msg.p, s->msg.len);
-        s->msg_op = 0;
-    }
+    on_message(s, p, len);
     return true;
-}
-
-/* Parse one frame at the head of in. 1: consumed one, 0: incomplete, -1: protocol error. */
-static int read_frame(struct exec_sess *s, struct evbuffer *in)
-{
-    size_t avail = evbuffer_get_length(in), hlen = 2;
-    uint8_t h[14];
-    uint64_t len;
-
-    if (avail < 2)
-        return 0;
-    evbuffer_copyout(in, h, avail < sizeof(h) ? avail : sizeof(h));
-    if (!(h[1] & 0x80) || (h[0] & 0x70))
-        return -1; /* client frames must be masked; no extensions were agreed */
-    len = h[1] & 0x7f;
-    if (len == 126) {
-        hlen = 4;
-        len = avail >= 4 ? (uint64_t)h[2] << 8 | h[3] : 0;
-    } else if (len == 127) {
-        hlen = 10;
-        len = 0;
-        for (int i = 0; i < 8 && avail >= 10; i++)
-            len = len << 8 | h[2 + i];
-    }
-    hlen += 4;
-    if (avail < hlen)
-        return 0;
-    if (len > WS_MAX_MESSAGE)
-        return -1;
-    if (avail < hlen + len)
-        return 0;
-    uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)(hlen + len)) + hlen;
-    const uint8_t *mask = p - 4;
-    for (size_t i = 0; i < len; i++)
-        p[i] ^= mask[i & 3];
-    bool go_on = on_frame(s, h[0] & 0x0f, h[0] & 0x80, p, (size_t)len);
-    evbuffer_drain(in, hlen + len);
-    return go_on ? 1 : -1;
 }
 
 static void sess_on_read(struct bufferevent *bev, void *arg)
@@ -232,7 +143,8 @@ static void sess_on_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     int rc;
 
-    while (s->state == SESS_OPEN && (rc = read_frame(s, in)) != 0) {
+    while (s->state == SESS_OPEN &&
+           (rc = ks_ws_read(&s->ws, in, bufferevent_get_output(bev), on_ws_message, s)) != 0) {
         if (rc < 0) {
             sess_finish(s);
             break;
@@ -305,7 +217,7 @@ static void on_upgraded(struct bufferevent *bev, void *arg)
     struct exec_sess *s = arg;
 
     if (!bev) {
-        ks_sb_free(&s->msg);
+        ks_ws_free(&s->ws);
         free(s->output);
         free(s);
         return;
@@ -315,75 +227,41 @@ static void on_upgraded(struct bufferevent *bev, void *arg)
     bufferevent_setcb(bev, sess_on_read, sess_on_write, sess_on_event, s);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     if (s->cmd == CMD_ECHO)
-        ws_frame(s, OP_BINARY, CH_STDOUT, s->output, strlen(s->output));
+        ws_frame(s, KS_WS_BINARY, CH_STDOUT, s->output, strlen(s->output));
     if (s->cmd != CMD_CAT)
         sess_finish(s);
     else
         sess_on_read(bev, s); /* stdin may have come with the handshake */
 }
 
-/* ---- the handshake -----------------------------------------------------------------------------
- */
-
-static bool header_has_token(const char *value, const char *token)
-{
-    size_t n = strlen(token);
-
-    for (const char *p = value; p && *p;) {
-        p += strspn(p, " \t,");
-        size_t len = strcspn(p, " \t,");
-        if (len == n && strncasecmp(p, token, n) == 0)
-            return true;
-        p += len;
-    }
-    return false;
-}
-
-static void ws_accept_key(const char *key, char out[32])
-{
-    char buf[128];
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    int n = snprintf(buf, sizeof(buf), "%s" WS_GUID, key);
-
-    SHA1((const unsigned char *)buf, (size_t)n, digest);
-    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
-}
+/* ---- the handshake ------------------------------------------------------------------ */
 
 void ks_handle_exec(struct ks_req *r)
 {
-    const char *upgrade = px_request_header(r->px, "upgrade");
-    const char *key = px_request_header(r->px, "sec-websocket-key");
-    const char *protos = px_request_header(r->px, "sec-websocket-protocol");
-    const char *proto = NULL;
-    char accept[32];
+    static const char *const protos[] = {"v5.channel.k8s.io", "v4.channel.k8s.io"};
+    struct exec_sess *s;
+    const char *proto;
 
     if (!ks_store_get(r->res, ks_req_key(r, r->name))) {
         ks_reply_not_found(r, r->res, r->name);
         return;
     }
-    if (protos && header_has_token(protos, "v5.channel.k8s.io"))
-        proto = "v5.channel.k8s.io";
-    else if (protos && header_has_token(protos, "v4.channel.k8s.io"))
-        proto = "v4.channel.k8s.io";
-    if (!px_request_is_upgrade(r->px) || !upgrade || strcasecmp(upgrade, "websocket") != 0 ||
-        !key || strlen(key) > 64 || !proto) {
-        ks_reply_bad_request(r, "kube-sim serves exec over WebSocket with the v5.channel.k8s.io "
-                                "or v4.channel.k8s.io subprotocol only");
-        return;
-    }
-    struct exec_sess *s = calloc(1, sizeof(*s));
+    s = calloc(1, sizeof(*s));
     if (!s) {
         ks_reply_error(r, 500, "InternalError", "out of memory");
         return;
     }
+    proto = ks_ws_accept(r, protos, KF_ARRAY_SIZE(protos));
+    if (!proto) {
+        free(s);
+        ks_reply_bad_request(r, "kube-sim serves exec over WebSocket with the v5.channel.k8s.io "
+                                "or v4.channel.k8s.io subprotocol only");
+        return;
+    }
     kf_list_init(&s->link);
     s->v5 = proto[1] == '5';
-    ks_sb_init(&s->msg, 256);
+    ks_ws_init(&s->ws);
     pick_command(s, r->px);
-    ws_accept_key(key, accept);
-    px_response_header(r->px, "Upgrade", "websocket");
-    px_response_header(r->px, "Sec-WebSocket-Accept", accept);
-    px_response_header(r->px, "Sec-WebSocket-Protocol", proto);
     ks_req_count(r, 101);
     if (px_request_upgrade(r->px, on_upgraded, s) < 0)
         on_upgraded(NULL, s);

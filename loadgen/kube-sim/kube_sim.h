@@ -621,16 +621,155 @@ void ks_handle_patch(struct ks_req *r);
 void ks_handle_delete(struct ks_req *r);
 void ks_handle_delete_collection(struct ks_req *r);
 
-/* exec (exec.c) */
-/** pods/NAME/exec? (not a listed subresource: discovery names only those with objects) */
+/* WebSocket server side (ws.c), shared by exec and port-forward */
+struct evbuffer;
+
+enum {
+    KS_WS_CONT = 0,
+    KS_WS_TEXT = 1,
+    KS_WS_BINARY = 2,
+    KS_WS_CLOSE = 8,
+    KS_WS_PING = 9,
+    KS_WS_PONG = 10
+};
+#define KS_WS_MAX_MESSAGE (1024 * 1024)
+
+/* Reassembly of a fragmented message. */
+struct ks_ws {
+    struct ks_sb msg;
+    int msg_op; /* the message being assembled, 0 for none */
+};
+
+/** A complete data message (op TEXT/BINARY) or a close frame (op CLOSE); false stops reading. */
+typedef bool (*ks_ws_message_cb)(void *arg, int op, const uint8_t *p, size_t len);
+
+void ks_ws_init(struct ks_ws *w);
+void ks_ws_free(struct ks_ws *w);
+/** Queue one unmasked frame on out: op, then the channel byte (if channel >= 0) and data. */
+void ks_ws_frame(struct evbuffer *out, int op, int channel, const void *data, size_t len);
+/**
+ * Consume one client frame from in: pings are answered on out, pongs ignored,
+ * complete messages and close frames go to cb. Returns 1 when a frame was
+ * consumed, 0 when in holds no complete frame, -1 on a protocol error (an
+ * unmasked frame, a message over KS_WS_MAX_MESSAGE), after a close frame, or
+ * when cb returned false.
+ */
+int ks_ws_read(struct ks_ws *w, struct evbuffer *in, struct evbuffer *out, ks_ws_message_cb cb,
+               void *arg);
+/** Does a comma/space separated header value hold token (case-insensitive)? */
+bool ks_header_has_token(const char *value, const char *token);
+/**
+ * Check r is a WebSocket upgrade offering one of protos (tried in order) and
+ * set the 101's Upgrade, Sec-WebSocket-Accept and Sec-WebSocket-Protocol
+ * headers. Returns the chosen protocol, or NULL (no header set) when r is not
+ * such a request.
+ */
+const char *ks_ws_accept(struct ks_req *r, const char *const *protos, size_t n);
+
+/* SPDY/3.1 framing (spdy.c), what port-forward speaks */
+struct z_stream_s;
+
+enum ks_spdy_type {
+    KS_SPDY_DATA = 0, /* not a control type: a data frame */
+    KS_SPDY_SYN_STREAM = 1,
+    KS_SPDY_SYN_REPLY = 2,
+    KS_SPDY_RST_STREAM = 3,
+    KS_SPDY_SETTINGS = 4,
+    KS_SPDY_PING = 6,
+    KS_SPDY_GOAWAY = 7,
+    KS_SPDY_HEADERS = 8,
+    KS_SPDY_WINDOW_UPDATE = 9,
+};
+enum { KS_SPDY_FLAG_FIN = 0x01 };
+/* RST_STREAM and GOAWAY status codes used here */
+enum { KS_SPDY_PROTOCOL_ERROR = 1, KS_SPDY_REFUSED_STREAM = 3, KS_SPDY_CANCEL = 5 };
+/* Bounds (bigger frames are a session error; kubectl's DATA frames are at most 32 KiB) */
+#define KS_SPDY_MAX_DATA         (1024 * 1024)
+#define KS_SPDY_MAX_CONTROL      (64 * 1024)
+#define KS_SPDY_MAX_HEADER_BLOCK (64 * 1024) /* decompressed */
+#define KS_SPDY_MAX_HEADERS      32
+
+/* One name/value pair; the bytes are not NUL-terminated (value: NUL between values). */
+struct ks_spdy_header {
+    const char *name, *value;
+    size_t name_len, value_len;
+};
+
+/* A parsed frame; pointers valid until the next parse or the input is drained. */
+struct ks_spdy_frame {
+    int type; /* enum ks_spdy_type, or an unknown control type (to be ignored) */
+    uint8_t flags;
+    uint32_t stream_id;  /* GOAWAY: the last good stream */
+    uint32_t value;      /* RST/GOAWAY status, PING id, WINDOW_UPDATE delta, SETTINGS count,
+                            SYN_STREAM associated-to stream */
+    const uint8_t *data; /* DATA payload */
+    size_t len;
+    struct ks_spdy_header headers[KS_SPDY_MAX_HEADERS]; /* SYN_STREAM, SYN_REPLY, HEADERS */
+    size_t n_headers;
+};
+
+/* One direction's header compression each way (a connection's whole life). */
+struct ks_spdy {
+    struct z_stream_s *inflate, *deflate;
+    bool inflate_ok, deflate_ok;
+    struct ks_sb block; /* the last decompressed header block */
+};
+
+/** The SPDY/3 zlib dictionary (1423 bytes, Adler-32 0xe3c6a7c2). */
+const uint8_t *ks_spdy_dictionary(size_t *len);
+int ks_spdy_init(struct ks_spdy *s);
+void ks_spdy_free(struct ks_spdy *s);
+/** Size of the frame whose first 8 bytes are head; -EMSGSIZE past the bounds above. */
+int ks_spdy_frame_size(const uint8_t head[8], size_t *size);
+/**
+ * Parse exactly one whole frame (len = its ks_spdy_frame_size). -EPROTO for
+ * a malformed one: a wrong version or length, stream id 0 where one is
+ * needed, a header block that does not inflate or parse (after that the
+ * compression state is lost: end the session).
+ */
+int ks_spdy_parse(struct ks_spdy *s, const uint8_t *p, size_t len, struct ks_spdy_frame *f);
+/** Copy the single value of header name (case-insensitive) into out; false if absent. */
+bool ks_spdy_header(const struct ks_spdy_frame *f, const char *name, char *out, size_t size);
+/** Queue a DATA frame (len < 2^24). */
+void ks_spdy_write_data(struct evbuffer *out, uint32_t stream_id, const void *data, size_t len,
+                        bool fin);
+/** Queue RST_STREAM(a = stream, b = status), GOAWAY(a = last good, b = status), PING(a = id). */
+void ks_spdy_write_control(struct evbuffer *out, int type, uint32_t a, uint32_t b);
+/** Queue SYN_STREAM, SYN_REPLY or HEADERS with a compressed header block. */
+int ks_spdy_write_headers(struct ks_spdy *s, struct evbuffer *out, int type, uint32_t stream_id,
+                          uint8_t flags, const struct ks_spdy_header *h, size_t n);
+
+/* exec (exec.c), port-forward (portforward.c), logs (logs.c): pod subresources served here
+ * but not listed by kube-sim's discovery (it names only those with objects) */
+static inline bool ks_is_pod_sub(const struct ks_req *r, const char *sub)
+{
+    return r->res == &ks_res_pods && r->sub && strcmp(r->sub, sub) == 0;
+}
+/** pods/NAME/exec? */
 static inline bool ks_is_exec(const struct ks_req *r)
 {
-    return r->res == &ks_res_pods && r->sub && strcmp(r->sub, "exec") == 0;
+    return ks_is_pod_sub(r, "exec");
 }
 /** Serve pods/NAME/exec over WebSocket (the request is authorized already). */
 void ks_handle_exec(struct ks_req *r);
 /** Free every exec session (shutdown, after the servers are freed). */
 void ks_exec_shutdown(void);
+/**
+ * Serve pods/NAME/portforward (authorized already): SPDY/3.1 with an echo
+ * server on every port, over WebSocket (subprotocol SPDY/3.1+portforward.k8s.io,
+ * kubectl 1.31+) or a plain SPDY/3.1 upgrade.
+ */
+void ks_handle_portforward(struct ks_req *r);
+/** Free every port-forward session (shutdown, after the servers are freed). */
+void ks_portforward_shutdown(void);
+/** Open port-forward sessions; *streams gets their open streams. */
+size_t ks_portforward_count(size_t *streams);
+/** Serve GET pods/NAME/log (authorized already): fake lines, tailLines, follow, ... */
+void ks_handle_log(struct ks_req *r);
+/** End every follow=true log stream (shutdown). */
+void ks_logs_shutdown(void);
+/** Open follow=true log streams. */
+size_t ks_logs_following(void);
 
 /* writes (write.c) */
 extern unsigned ks_pod_termination_ms;

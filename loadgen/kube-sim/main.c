@@ -199,6 +199,7 @@ static void on_shutdown_delay(evutil_socket_t fd, short what, void *arg)
         if (servers[i])
             px_server_shutdown(servers[i]);
     ks_watch_close_all(false);
+    ks_logs_shutdown();
     event_free(shutdown_ev);
     shutdown_ev = evtimer_new(ks_base, finish_shutdown, NULL);
     if (!shutdown_ev || evtimer_add(shutdown_ev, &tv) < 0)
@@ -323,6 +324,7 @@ out:
     ks_churn_stop();
     ks_write_shutdown();
     ks_watch_shutdown();
+    ks_logs_shutdown();
     if (l_tls)
         px_listener_free(l_tls);
     if (l_plain)
@@ -336,6 +338,7 @@ out:
     if (admin_srv)
         px_server_free(admin_srv);
     ks_exec_shutdown();
+    ks_portforward_shutdown();
     ks_store_free();
     ks_policy_free();
     ks_metrics_free();
