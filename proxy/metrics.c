@@ -137,4 +137,5 @@ void px_metrics_write(struct px_daemon *d, struct evbuffer *out)
     px_l7_metrics_write(d, out);
     px_l7_cache_metrics_write(d, out);
     lb_metrics_write(d->gen->lb, out);
+    lb_upstream_metrics_write(d->gen->lb, out); /* mode http's pools (zero in mode tcp) */
 }

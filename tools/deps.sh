@@ -10,7 +10,7 @@ PKGS=(
   libevent-dev libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler
   libcriterion-dev libyaml-dev libjsmn-dev libhttp-parser-dev libbsd-dev
   openssl curl nghttp2-client haproxy wrk nginx-light bc python3 python3-kubernetes python3-yaml
-  python3-h2
+  python3-h2 zlib1g-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -223,6 +223,10 @@ def test_curl_both_versions_protobuf_and_identity():
             assert got["metadata"].get("continue"), got["metadata"]
         code, body = env.curl("/api/v1/nodes", "-H", "Accept: application/vnd.kubernetes.protobuf")
         assert code == 200 and body[:4] == b"k8s\x00", body[:16]
+        # the upstream pool's own families: streams sent, connections by protocol
+        assert env.kf.metric("kfront_upstream_streams_total") >= 2
+        assert env.kf.metric('kfront_upstream_connections{backend="sim",server="sim-1",'
+                             'protocol="h2"}') >= 1
         # alice (O=dev) has no grant: kube-sim's 403 names her, so her identity went through
         # as front-proxy headers even though kfront's own connection is front-proxy-client.
         code, body = env.curl("/api/v1/secrets", cert="user-alice")
