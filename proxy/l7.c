@@ -385,7 +385,7 @@ void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_req
                      "kfront has no upstream for this frontend");
         return;
     }
-    if (px_request_is_upgrade(preq)) {
+    if (px_request_is_upgrade(preq) || px_request_connect_protocol(preq)) {
         px_l7_upgrade(w, b, preq, &info, reviewed); /* exec, attach, port-forward */
         return;
     }

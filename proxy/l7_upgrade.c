@@ -18,6 +18,13 @@
  * DRAINING (one side ended: what it sent is delivered to the other, which is
  * then closed; a TLS peer cannot be half-closed without ending both
  * directions) -> CLOSED. Any state may go to CLOSED.
+ *
+ * HTTP/2 clients may offer WebSockets by extended CONNECT (RFC 8441): the
+ * apiserver still gets an HTTP/1.1 Upgrade (kfront makes the key and checks
+ * the accept), and on 101 the client's stream gets 200 and becomes the
+ * tunnel's client side: its DATA goes upstream through the request-body
+ * stream, upstream bytes go back as response DATA, each side paused while
+ * the other is full. SWITCHING is skipped: the stream is already ours.
  */
 #include "proxy/l7.h"
 
@@ -33,6 +40,9 @@
 #include <event2/bufferevent_ssl.h>
 #include <http_parser.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #define UP_MAX_HEAD        (16 * 1024) /* upstream response head, as a sane apiserver sends */
@@ -82,6 +92,11 @@ struct px_upgrade {
     bool overflow, message_done;
     int code;
     struct px_reqinfo info;
+    /* RFC 8441: the client is this HTTP/2 stream (preq stays ours in the tunnel) */
+    const char *connect_protocol;
+    char ws_key[32];    /* the Sec-WebSocket-Key kfront sent for it */
+    bool client_paused; /* its DATA waits for the upstream output to drain */
+    bool client_ended;  /* it sent END_STREAM */
 };
 
 static void up_close(struct px_upgrade *u, const char *reason);
@@ -91,7 +106,7 @@ static void up_set_state(struct px_upgrade *u, enum up_state next)
 {
     static const unsigned legal[] = {
         [UP_CONNECTING] = 1u << UP_HANDSHAKE,
-        [UP_HANDSHAKE] = 1u << UP_RELAY | 1u << UP_SWITCHING,
+        [UP_HANDSHAKE] = 1u << UP_RELAY | 1u << UP_SWITCHING | 1u << UP_TUNNEL,
         [UP_RELAY] = 0,
         [UP_SWITCHING] = 1u << UP_TUNNEL,
         [UP_TUNNEL] = 1u << UP_DRAINING,
@@ -134,7 +149,8 @@ static void on_client_gone(struct px_request *preq, void *arg)
     struct px_upgrade *u = arg;
 
     (void)preq;
-    u->code = 499; /* nginx's "client closed request" */
+    if (u->state != UP_TUNNEL)
+        u->code = 499; /* nginx's "client closed request" */
     px_response_end(u->preq);
     u->preq = NULL;
     up_close(u, "client went away");
@@ -228,6 +244,36 @@ static void up_connect_next(struct px_upgrade *u)
 
 /* ---- the request ---------------------------------------------------------------------- */
 
+/* What an HTTP/1.1 WebSocket handshake has and an RFC 8441 one does not: a key (and the
+ * version, if the client left it out). */
+static int ws_request_headers(struct px_upgrade *u, struct evbuffer *out)
+{
+    unsigned char nonce[16];
+
+    if (RAND_bytes(nonce, sizeof(nonce)) != 1)
+        return -EIO;
+    EVP_EncodeBlock((unsigned char *)u->ws_key, nonce, sizeof(nonce));
+    evbuffer_add_printf(out, "Sec-WebSocket-Key: %s\r\n", u->ws_key);
+    if (!px_request_header(u->preq, "sec-websocket-version"))
+        evbuffer_add_printf(out, "Sec-WebSocket-Version: 13\r\n");
+    return 0;
+}
+
+/* RFC 6455 4.2.2: the accept the apiserver must send back for our key. */
+static bool ws_accept_ok(const struct px_upgrade *u, const char *accept)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    char want[64], in[sizeof(u->ws_key) + sizeof(guid)];
+
+    if (strcasecmp(u->connect_protocol, "websocket") != 0)
+        return true; /* another protocol: nothing to check */
+    snprintf(in, sizeof(in), "%s%s", u->ws_key, guid);
+    SHA1((const unsigned char *)in, strlen(in), digest);
+    EVP_EncodeBlock((unsigned char *)want, digest, sizeof(digest));
+    return accept && strcmp(accept, want) == 0;
+}
+
 /* The request head as the server gets it, made at once: the binding's backend (identity
  * token) belongs to a generation that a reload may free before the connect completes. */
 static int build_request(struct px_upgrade *u, const struct px_binding *b,
@@ -241,14 +287,18 @@ static int build_request(struct px_upgrade *u, const struct px_binding *b,
 
     if (!out)
         return -ENOMEM;
-    evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n", px_request_method(u->preq),
+    evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n",
+                        u->connect_protocol ? "GET" : px_request_method(u->preq),
                         px_l7_target(u->preq), authority[0] ? authority : "kubernetes");
     for (size_t i = 0; i < n; i++)
         evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)h[i].name_len, h[i].name,
                             (int)h[i].value_len, h[i].value);
+    if (u->connect_protocol && ws_request_headers(u, out) < 0)
+        return -ENOMEM;
     /* identity headers drop hop-by-hop ones; these two are what this request is about */
     evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: %s\r\n\r\n",
-                        px_request_header(u->preq, "upgrade"));
+                        u->connect_protocol ? u->connect_protocol
+                                            : px_request_header(u->preq, "upgrade"));
     return 0;
 }
 
@@ -391,6 +441,125 @@ static void relay_body(struct px_upgrade *u)
 
 static void on_client_upgraded(struct bufferevent *bev, void *arg);
 
+/* ---- HTTP/2 extended CONNECT: the client side is a stream -------------------------------- */
+
+static const char *head_value(const struct px_upgrade *u, const char *name)
+{
+    for (size_t i = 0; i < u->n_hdrs; i++)
+        if (strcasecmp(u->hdrs[i].name, name) == 0)
+            return u->hdrs[i].value;
+    return NULL;
+}
+
+/* Upstream bytes become the stream's DATA; reading stops while the client is behind. */
+static void stream_pump_up(struct px_upgrade *u)
+{
+    struct evbuffer *in = bufferevent_get_input(u->up);
+    size_t n = evbuffer_get_length(in);
+
+    while (evbuffer_get_length(in)) {
+        size_t len = evbuffer_get_contiguous_space(in);
+        px_response_write(u->preq, evbuffer_pullup(in, (ev_ssize_t)len), len);
+        evbuffer_drain(in, len);
+    }
+    lb_server_add_bytes(u->server, 0, n);
+    if (px_response_pending(u->preq) > UP_HIGH_WATER)
+        bufferevent_disable(u->up, EV_READ); /* stream_on_client_drain resumes */
+}
+
+static void stream_on_up_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    stream_pump_up(arg);
+}
+
+static void stream_on_client_drain(struct px_request *preq, void *arg)
+{
+    struct px_upgrade *u = arg;
+
+    (void)preq;
+    bufferevent_enable(u->up, EV_READ);
+}
+
+/* The stream's DATA goes upstream; the client is paused while the upstream output is full. */
+static int stream_on_data(struct px_request *preq, const void *data, size_t len, void *arg)
+{
+    struct px_upgrade *u = arg;
+    struct evbuffer *out = bufferevent_get_output(u->up);
+
+    (void)preq;
+    if (evbuffer_add(out, data, len) < 0) {
+        relay_end(u, false, "out of memory");
+        return KF_AGAIN; /* nothing more is delivered to an ended request */
+    }
+    lb_server_add_bytes(u->server, len, 0);
+    if (evbuffer_get_length(out) < UP_HIGH_WATER)
+        return 0;
+    u->client_paused = true;
+    bufferevent_setwatermark(u->up, EV_WRITE, UP_HIGH_WATER / 2, 0);
+    return KF_AGAIN;
+}
+
+/* The upstream output drained (below the low-water mark, or empty). */
+static void stream_on_up_write(struct bufferevent *bev, void *arg)
+{
+    struct px_upgrade *u = arg;
+
+    if (u->client_paused) {
+        u->client_paused = false;
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        px_request_body_resume(u->preq);
+    }
+}
+
+/* END_STREAM from the client: the apiserver answers the close and hangs up (or is cut off). */
+static void stream_on_end(struct px_request *preq, int error, void *arg)
+{
+    struct px_upgrade *u = arg;
+
+    (void)preq;
+    if (error) {
+        relay_end(u, false, "the client's stream failed");
+        return;
+    }
+    u->client_ended = true;
+    set_timeouts(u->up, UP_DRAIN_TIMEOUT_S * 1000, UP_DRAIN_TIMEOUT_S * 1000);
+}
+
+static void stream_on_up_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct px_upgrade *u = arg;
+    bool eof = what & BEV_EVENT_EOF;
+
+    (void)bev;
+    stream_pump_up(u); /* what it sent before it ended */
+    relay_end(u, eof || u->client_ended, eof ? NULL : "the apiserver's side failed");
+}
+
+/* 101 to an extended CONNECT: the stream gets 200 and carries the tunnel. */
+static void connect_tunnel(struct px_upgrade *u)
+{
+    if (!ws_accept_ok(u, head_value(u, "sec-websocket-accept"))) {
+        up_fail(u, 502, "InternalError", "the apiserver's WebSocket accept does not match");
+        return;
+    }
+    for (size_t i = 0; i < u->n_hdrs; i++) {
+        const char *name = u->hdrs[i].name;
+        if (!hop_by_hop(name) && strcasecmp(name, "upgrade") != 0 &&
+            strcasecmp(name, "sec-websocket-accept") != 0)
+            px_response_header(u->preq, name, u->hdrs[i].value);
+    }
+    set_timeouts(u->up, 0, 0); /* exec sessions idle for long */
+    up_set_state(u, UP_TUNNEL);
+    u->code = 200;
+    bufferevent_setcb(u->up, stream_on_up_read, stream_on_up_write, stream_on_up_event, u);
+    px_request_on_drain(u->preq, stream_on_client_drain, u);
+    px_response_start(u->preq, 200);
+    px_request_body_stream(u->preq, stream_on_data, stream_on_end, u);
+    if (u->state == UP_TUNNEL)
+        stream_pump_up(u); /* bytes that followed the 101 head */
+}
+
 static void switch_protocols(struct px_upgrade *u)
 {
     struct px_request *preq = u->preq;
@@ -429,7 +598,10 @@ static void read_head(struct px_upgrade *u)
         return;
     }
     if (u->code == 101) {
-        switch_protocols(u);
+        if (u->connect_protocol)
+            connect_tunnel(u);
+        else
+            switch_protocols(u);
         return;
     }
     copy_headers(u);
@@ -611,6 +783,7 @@ static struct px_upgrade *up_new(struct px_worker *w, const struct px_binding *b
     u->state = UP_CONNECTING;
     u->worker = w;
     u->preq = preq;
+    u->connect_protocol = px_request_connect_protocol(preq);
     u->info = *info;
     u->started_us = kf_now_us();
     u->lb = w->gen->lb;

@@ -214,8 +214,8 @@ struct px_request {
     bool query_parsed;
     bool is_upgrade;
     const char *connect_protocol; /* HTTP/2 extended CONNECT's :protocol (RFC 8441), or NULL */
-    struct evbuffer *body; /* buffered: the whole body; streamed: bytes not delivered yet */
-    const char *body_data; /* set at dispatch */
+    struct evbuffer *body;        /* buffered: the whole body; streamed: bytes not delivered yet */
+    const char *body_data;        /* set at dispatch */
     size_t body_len;
     uint64_t body_received; /* against max_body_bytes */
     enum px_body_state body_state;

@@ -306,5 +306,152 @@ def test_upstream_kubeconfig_only():
         sim.stop()
 
 
+# ---- HTTP/2 extended CONNECT (RFC 8441) ------------------------------------------------------
+
+def ws_frames(buf):
+    """Split server WebSocket frames (unmasked) off buf: ([(opcode, payload)], rest)."""
+    out = []
+    while len(buf) >= 2:
+        op, n, i = buf[0] & 0x0F, buf[1] & 0x7F, 2
+        if n == 126:
+            if len(buf) < 4:
+                break
+            n, i = int.from_bytes(buf[2:4], "big"), 4
+        elif n == 127:
+            if len(buf) < 10:
+                break
+            n, i = int.from_bytes(buf[2:10], "big"), 10
+        if len(buf) < i + n:
+            break
+        out.append((op, buf[i:i + n]))
+        buf = buf[i + n:]
+    return out, buf
+
+
+def ws_client_frame(payload, op=2):
+    """A masked client frame (the mask may be zero bytes: the masking is then the identity)."""
+    n = len(payload)
+    head = bytes([0x80 | op]) + (bytes([0x80 | n]) if n < 126 else
+                                 bytes([0x80 | 126]) + n.to_bytes(2, "big") if n < 65536 else
+                                 bytes([0x80 | 127]) + n.to_bytes(8, "big"))
+    return head + b"\0\0\0\0" + payload
+
+
+class H2Tunnel:
+    """An HTTP/2 client (python3-h2) that opens extended CONNECT streams through kfront."""
+
+    def __init__(self, env, cert="admin"):
+        import h2.config
+        import h2.connection
+        crt, key = env.sim.cert(cert)
+        ctx = ssl.create_default_context(cafile=os.path.join(env.sim.certs, "ca.crt"))
+        ctx.load_cert_chain(crt, key)
+        ctx.set_alpn_protocols(["h2"])
+        self.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", env.port), timeout=10),
+                                    server_hostname="localhost")
+        assert self.sock.selected_alpn_protocol() == "h2"
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.sock.sendall(self.conn.data_to_send())
+        self.events = []
+        while self.conn.remote_settings.enable_connect_protocol != 1:
+            self.pump()
+
+    def pump(self):
+        data = self.sock.recv(65536)
+        assert data, "kfront closed the connection"
+        self.events += self.conn.receive_data(data)
+        self.sock.sendall(self.conn.data_to_send())
+
+    def connect(self, path):
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"),
+                                     (":scheme", "https"), (":path", path),
+                                     (":authority", "localhost"),
+                                     ("sec-websocket-protocol", "v5.channel.k8s.io"),
+                                     ("sec-websocket-version", "13")])
+        self.sock.sendall(self.conn.data_to_send())
+        return sid
+
+    def send(self, sid, data, end=False):
+        """DATA frames within the peer's frame size and flow-control windows."""
+        while data:
+            room = min(self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size)
+            if room == 0:
+                self.pump()  # wait for WINDOW_UPDATE
+                continue
+            self.conn.send_data(sid, data[:room], end_stream=end and len(data) <= room)
+            self.sock.sendall(self.conn.data_to_send())
+            data = data[room:]
+
+    def wait(self, sid, pred, timeout=10):
+        """Pump until pred(headers, data, ended) for stream sid; returns them."""
+        import h2.events
+        deadline, headers, data, ended = time.time() + timeout, {}, b"", False
+        while True:
+            for ev in self.events:
+                if getattr(ev, "stream_id", None) != sid:
+                    continue
+                if isinstance(ev, h2.events.ResponseReceived):
+                    headers = {k.decode(): v.decode() for k, v in ev.headers}
+                elif isinstance(ev, h2.events.DataReceived):
+                    data += ev.data
+                    self.conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    ended = True
+            self.events = [ev for ev in self.events if getattr(ev, "stream_id", None) != sid]
+            self.sock.sendall(self.conn.data_to_send())
+            if pred(headers, data, ended):
+                return headers, data, ended
+            assert time.time() < deadline, (headers, data[:200], ended)
+            self.pump()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_http2_extended_connect_carries_exec():
+    """An HTTP/2 client offering WebSockets by extended CONNECT (RFC 8441) reaches kube-sim's
+    exec through kfront (which speaks HTTP/1.1 Upgrade upstream): echo, cat both ways with a
+    64 KiB message, a refusal relayed as the stream's status, and other streams unaffected."""
+    env, tunnels = Env(), []
+    try:
+        ns, pod = first_pod(env)
+        base = f"/api/v1/namespaces/{ns}/pods/{pod}/exec?container=app&stdout=true"
+        t = H2Tunnel(env)
+        tunnels.append(t)
+        sid = t.connect(base + "&command=echo&command=hello")
+        h, data, _ = t.wait(sid, lambda h, d, e: e)
+        assert h[":status"] == "200" and h.get("sec-websocket-protocol") == "v5.channel.k8s.io", h
+        frames, _ = ws_frames(data)
+        out = b"".join(p[1:] for op, p in frames if op == 2 and p[:1] == b"\x01")
+        status = [json.loads(p[1:]) for op, p in frames if op == 2 and p[:1] == b"\x03"]
+        assert out == b"hello\n" and status and status[0]["status"] == "Success", frames
+        # cat: stdin in, stdout back, on a second stream of the same connection
+        sid = t.connect(base + "&stdin=true&command=cat")
+        t.wait(sid, lambda h, d, e: h.get(":status") == "200")
+        blob = bytes(range(256)) * 256
+        t.send(sid, ws_client_frame(b"\x00" + blob))
+        h, data, _ = t.wait(sid, lambda h, d, e: sum(
+            len(p) - 1 for op, p in ws_frames(d)[0] if op == 2 and p[:1] == b"\x01") >= len(blob))
+        got = b"".join(p[1:] for op, p in ws_frames(data)[0] if op == 2 and p[:1] == b"\x01")
+        assert got == blob
+        t.send(sid, ws_client_frame(b"\xff\x00"))  # v5: stdin closed
+        t.wait(sid, lambda h, d, e: e)
+        # alice may not exec: kube-sim's 403 becomes the stream's answer
+        a = H2Tunnel(env, cert="user-alice")
+        tunnels.append(a)
+        sid = a.connect(base + "&command=echo&command=x")
+        h, data, _ = a.wait(sid, lambda h, d, e: e)
+        assert h[":status"] == "403" and b'User \\"alice\\"' in data, (h, data[:300])
+        code, _ = env.curl("/api/v1/namespaces/default/configmaps", http="--http2")
+        assert code == 200
+        wait_for(lambda: env.kf.metric("kfront_http_upgrades_active") == 0, 5, "tunnels closed")
+    finally:
+        for t in tunnels:
+            t.close()
+        env.close()
+
+
 if __name__ == "__main__":
     Test().run([v for k, v in list(globals().items()) if k.startswith("test_")])
