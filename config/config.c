@@ -64,6 +64,7 @@ struct config *cfg_alloc(const char *source)
     cfg->admin.listen = CFG_DEFAULT_ADMIN;
     cfg->identity.mode = CONFIG_IDENTITY_FRONT_PROXY;
     cfg->identity.token_cache_ttl_ms = 10000;
+    cfg->identity.anonymous = true;
     cfg->cache.enabled = true;
     cfg->cache.window_ms = 75000;
     cfg->authorization.allow_ttl_ms = 300000;

@@ -79,9 +79,9 @@ struct config_sni_cert {
 };
 
 struct config_tls_server {
-    const char *cert_file;      /* --tls-cert-file; reloaded on SIGHUP */
-    const char *key_file;       /* --tls-private-key-file */
-    const char *client_ca_file; /* --client-ca-file: verify client certificates (optional) */
+    const char *cert_file;       /* --tls-cert-file; reloaded on SIGHUP */
+    const char *key_file;        /* --tls-private-key-file */
+    const char *client_ca_file;  /* --client-ca-file: verify client certificates (optional) */
     struct config_sni_cert *sni; /* sniCertificates; reloaded with the rest */
     size_t n_sni;
     struct config_loc loc;
@@ -100,6 +100,9 @@ struct config_identity {
     const char *proxy_client_cert_file;
     const char *proxy_client_key_file;
     uint32_t token_cache_ttl_ms; /* TokenReview results, keyed by a hash of the token; 10 s */
+    /* the apiservers' --anonymous-auth (default true, as theirs): when false a client kfront
+     * answers or vouches for without credentials gets their 401 instead of system:anonymous */
+    bool anonymous;
     struct config_loc loc;
 };
 

@@ -201,6 +201,7 @@ static void print_identity(const struct config_identity *id, FILE *out)
     if (id->proxy_client_key_file)
         put_key_string(out, 2, "proxyClientKeyFile", id->proxy_client_key_file);
     put_duration(out, 2, "tokenCacheTTL", id->token_cache_ttl_ms);
+    put_bool(out, 2, "anonymous", id->anonymous);
 }
 
 static void print_cache(const struct config_cache *c, FILE *out)

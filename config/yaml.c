@@ -708,6 +708,7 @@ static const struct field identity_fields[] = {
     STR("proxyClientCertFile", ID(proxy_client_cert_file), .required = false),
     STR("proxyClientKeyFile", ID(proxy_client_key_file), .required = false),
     DUR("tokenCacheTTL", ID(token_cache_ttl_ms), 0),
+    BOOL("anonymous", ID(anonymous)),
 };
 static const struct fieldset identity_set = SET_LOC(identity_fields, ID(loc));
 

@@ -559,6 +559,9 @@ static void authenticate(struct px_authz_wait *wt)
     } else if ((token = bearer_token(wt->preq, &len))) {
         authenticate_token(wt, token, len);
         return;
+    } else if (!wt->gen->cfg->identity.anonymous) {
+        finish(wt, PX_AUTHZ_UNAUTHENTICATED, NULL); /* the apiserver's --anonymous-auth=false */
+        return;
     } else {
         u.groups = anonymous_groups;
         u.n_groups = 1;

@@ -8,6 +8,10 @@
  * groups and extra (l7_identity.c). A token the apiserver rejects gets its 401
  * Status here, as the apiserver would answer it.
  *
+ * A client with neither is anonymous; in impersonate mode kfront would make
+ * it system:anonymous itself, so with identity.anonymous false (the
+ * apiservers' --anonymous-auth=false) it gets their 401 here instead.
+ *
  * When the review cannot be made (no apiserver answers, a malformed answer):
  * in front-proxy mode the token goes upstream untouched and the apiserver
  * judges it itself; in impersonate mode kfront cannot vouch and answers 503.
@@ -84,6 +88,16 @@ static bool needs_review(struct px_worker *w, struct px_request *preq)
            !(peer && peer->subject_cn[0]) && px_authz_has_token(preq);
 }
 
+/* Impersonate mode, no credentials, and the apiservers refuse anonymous requests. */
+static bool refused_anonymous(struct px_worker *w, struct px_request *preq)
+{
+    const struct px_peer_identity *peer = px_request_peer(preq);
+    const struct config_identity *id = w && w->gen ? &w->gen->cfg->identity : NULL;
+
+    return id && id->mode == CONFIG_IDENTITY_IMPERSONATE && !id->anonymous &&
+           !(peer && peer->subject_cn[0]) && !px_authz_has_token(preq);
+}
+
 void px_l7_forward(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
                    const struct px_reqinfo *info)
 {
@@ -91,6 +105,13 @@ void px_l7_forward(struct px_worker *w, struct px_frontend *fe, struct px_reques
     struct l7_authn *a;
     int rc;
 
+    if (refused_anonymous(w, preq)) {
+        struct px_authz_decision d = {.result = PX_AUTHZ_UNAUTHENTICATED};
+        struct px_reqinfo copy = *info;
+        px_authz_reply(preq, &copy, &d);
+        px_l7_count(w, &copy, 401, 0);
+        return;
+    }
     if (!b || !b->pool || !needs_review(w, preq) ||
         !(a = kf_arena_alloc(px_request_arena(preq), sizeof(*a)))) {
         px_l7_forward_as(w, fe, preq, info, NULL);
