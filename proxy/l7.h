@@ -28,6 +28,15 @@ void px_l7_upgrade(struct px_worker *w, const struct px_binding *b, struct px_re
 void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
                       const struct px_reqinfo *info, const struct px_user *reviewed);
 
+/** Impersonate mode, and the client asks to act as someone else (l7_impersonate.c)? */
+bool px_l7_wants_impersonation(struct px_worker *w, struct px_request *preq);
+/**
+ * Review with the apiserver whether the client may impersonate what it asks
+ * for, then forward preq as that identity; or answer the apiserver's 403.
+ */
+void px_l7_impersonate(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
+                       const struct px_reqinfo *info);
+
 /** Answer preq with a Status of code, reason and message, and count it. */
 void px_l7_reject(struct px_worker *w, struct px_request *preq, const struct px_reqinfo *info,
                   int code, const char *reason, const char *message);

@@ -112,6 +112,10 @@ void px_l7_forward(struct px_worker *w, struct px_frontend *fe, struct px_reques
         px_l7_count(w, &copy, 401, 0);
         return;
     }
+    if (b && b->pool && px_l7_wants_impersonation(w, preq)) {
+        px_l7_impersonate(w, fe, preq, info);
+        return;
+    }
     if (!b || !b->pool || !needs_review(w, preq) ||
         !(a = kf_arena_alloc(px_request_arena(preq), sizeof(*a)))) {
         px_l7_forward_as(w, fe, preq, info, NULL);

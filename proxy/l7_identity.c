@@ -131,7 +131,7 @@ size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg,
         n = push(out, n, max, user_hdr, "system:anonymous");
         return push(out, n, max, group_hdr, "system:unauthenticated");
     }
-    if (!by_cert)
+    if (reviewed) /* a reviewed token's user, or whom a client may impersonate */
         return push_user(req, mode == CONFIG_IDENTITY_IMPERSONATE, reviewed, out, n, max);
     n = push(out, n, max, user_hdr, peer->subject_cn);
     for (size_t i = 0; i < peer->n_orgs; i++)
