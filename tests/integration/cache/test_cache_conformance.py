@@ -213,8 +213,8 @@ class Env:
                                           secrets=secrets, churn=churn))
         self.sim = self.sims[0]
         c = self.sim.certs
-        front = SimFront(self.sims)
-        self.port, self.admin, self.kf = front.port, front.admin, front.kf
+        self.front = SimFront(self.sims)
+        self.port, self.admin, self.kf = self.front.port, self.front.admin, self.front.kf
         self.kfc = Client(self.port, c)
         self.simc = [Client(s.port, c) for s in self.sims]
         self.wait_filled("json")
@@ -262,11 +262,8 @@ class Env:
 
     def close(self):
         try:
-            self.kf.stop()
+            self.front.close()
         finally:
-            for s in self.sims:
-                if s.proc.poll() is None:
-                    s.stop()
             assert not ksim.FAILURES, ksim.FAILURES
 
 
