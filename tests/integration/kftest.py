@@ -239,6 +239,15 @@ class Kfront:
         return self.proc.returncode
 
 
+def proc_kib(pid, field="VmRSS"):
+    """A memory figure of /proc/<pid>/status in KiB: VmRSS now, VmHWM its peak."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
 def wait_for(pred, timeout, what):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -273,7 +282,18 @@ class Test:
     def __init__(self):
         self.results = []
 
-    def run(self, funcs):
+    def run(self, funcs, cleanup=None):
+        """Runs funcs, then cleanup() (shared environments); exits 0 if all passed."""
+        try:
+            self._run(funcs)
+        finally:
+            if cleanup:
+                cleanup()
+        failed = sum(1 for _, e in self.results if e)
+        print(f"{len(self.results) - failed} passed, {failed} failed")
+        sys.exit(1 if failed else 0)
+
+    def _run(self, funcs):
         only = os.environ.get("KF_ONLY")  # run just the tests whose name contains this
         for f in funcs:
             if only and only not in f.__name__:
@@ -295,9 +315,6 @@ class Test:
                     continue
                 self.results.append((f.__name__, e))
                 print(f"FAIL {f.__name__}: {e}", flush=True)
-        failed = sum(1 for _, e in self.results if e)
-        print(f"{len(self.results) - failed} passed, {failed} failed")
-        sys.exit(1 if failed else 0)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
-from kftest import SimFront, Test, wait_for  # noqa: E402
+from kftest import SimFront, Test, proc_kib as rss_kib, wait_for  # noqa: E402
 
 KUBE_SIM = os.environ.get("KUBE_SIM", "build/loadgen/kube-sim/kube-sim")
 os.environ["KUBE_SIM"] = KUBE_SIM
@@ -852,11 +852,6 @@ def test_failover_between_identical_kube_sims():
         for w in watches:
             w.close()
         e2.close()
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
 def test_stalled_watcher_does_not_delay_others():
