@@ -428,10 +428,11 @@ class HpackDecoder:
 
 
 class H2Stream:
-    def __init__(self, sid):
+    def __init__(self, sid, sink=None):
         self.sid = sid
         self.headers = None  # [(name, value)] of the response head
-        self.data = bytearray()
+        self.data = bytearray()  # the body, unless a sink takes it
+        self.sink = sink
         self.ended = False  # END_STREAM seen
         self.reset = None  # RST_STREAM error code
         self.end_time = None  # when it ended either way (time.time())
@@ -459,7 +460,8 @@ class H2Conn:
         raw = socket.create_connection((host, port), timeout=timeout)
         self.sock = ctx.wrap_socket(raw, server_hostname=host)
         assert self.sock.selected_alpn_protocol() == "h2", self.sock.selected_alpn_protocol()
-        self.buf = b""
+        self.buf, self.pos = bytearray(), 0  # received, and how far frames were taken
+        self.rbuf = memoryview(bytearray(1 << 20))  # reused: no allocation per receive
         self.window = window
         self.streams = {}
         self.next_sid = 1
@@ -483,31 +485,38 @@ class H2Conn:
     def read_frame(self):
         """The next frame (type, flags, stream id, payload), or None at EOF."""
         while True:
-            if len(self.buf) >= 9:
-                n = int.from_bytes(self.buf[:3], "big")
-                if len(self.buf) >= 9 + n:
-                    t, fl, sid = struct.unpack(">BBI", self.buf[3:9])
-                    payload, self.buf = self.buf[9:9 + n], self.buf[9 + n:]
+            avail = len(self.buf) - self.pos
+            if avail >= 9:
+                n = int.from_bytes(self.buf[self.pos:self.pos + 3], "big")
+                if avail >= 9 + n:
+                    t, fl, sid = struct.unpack_from(">BBI", self.buf, self.pos + 3)
+                    payload = bytes(self.buf[self.pos + 9:self.pos + 9 + n])
+                    self.pos += 9 + n
                     return t, fl, sid & 0x7FFFFFFF, payload
+            if self.pos:
+                del self.buf[:self.pos]  # compact once per receive, not per frame
+                self.pos = 0
             try:
-                chunk = self.sock.recv(1 << 20)
+                got = self.sock.recv_into(self.rbuf)
             except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
-                chunk = b""
-            if not chunk:
+                got = 0
+            if not got:
                 self.eof = True
                 return None
-            self.buf += chunk
+            self.buf += self.rbuf[:got]
 
     # -- requests --
-    def request(self, path, method="GET", headers=(), body=None, authority="127.0.0.1"):
-        """Starts a request; returns its H2Stream."""
+    def request(self, path, method="GET", headers=(), body=None, authority="127.0.0.1",
+                sink=None):
+        """Starts a request; returns its H2Stream. sink(bytes), if given, takes the response
+        body instead of the stream's data buffer."""
         block = b"".join(hpack_literal(k, v) for k, v in
                          [(":method", method), (":scheme", "https"), (":authority", authority),
                           (":path", path)] + list(headers))
         with self.lock:
             sid = self.next_sid
             self.next_sid += 2
-            st = self.streams[sid] = H2Stream(sid)
+            st = self.streams[sid] = H2Stream(sid, sink)
             out = h2_frame(HEADERS, END_HEADERS | (0 if body else END_STREAM), sid, block)
             if body:
                 out += h2_frame(DATA, END_STREAM, sid, body)
@@ -543,7 +552,9 @@ class H2Conn:
         st = self.streams.get(sid)
         if t == DATA:
             body = p[1 + p[0]:] if fl & PADDED else p
-            if st:
+            if st and st.sink:
+                st.sink(body)
+            elif st:
                 st.data += body
             if len(p):
                 self._give_back(sid, len(p), not fl & END_STREAM)
