@@ -114,32 +114,31 @@ def matrix(e, expect, only=lambda case: True):
     return bad
 
 
-def test_front_proxy_answers_as_kube_sim_does():
-    e = start("front-proxy")
+def check(identity, only=lambda case: True, expect_for=None):
+    """The matrix in one identity mode; expect_for(env) gives expect (default: every answer
+    is kube-sim's direct one)."""
+    e = start(identity)
     try:
-        bad = matrix(e, lambda case, direct: direct)
+        expect = expect_for(e) if expect_for else (lambda case, direct: direct)
+        bad = matrix(e, expect, only)
         assert not bad, "\n".join(bad)
     finally:
         e.close()
+
+
+def test_front_proxy_answers_as_kube_sim_does():
+    check("front-proxy")
 
 
 def test_passthrough_answers_as_kube_sim_does():
     """passthrough forwards Authorization as is and presents no certificate of kfront's: a
     certificate client reaches kube-sim as an unauthenticated one (401 with anonymous off);
     everything else is what kube-sim answers directly."""
-    e = start("passthrough")
-    try:
+    def expect(e):
         anon = call(e, e.sims[0].port, "h1", None, {})
         assert anon[0] == 401, anon
-
-        def expect(case, direct):
-            if case.startswith("cert"):
-                return anon
-            return direct
-        bad = matrix(e, expect)
-        assert not bad, "\n".join(bad)
-    finally:
-        e.close()
+        return lambda case, direct: anon if case.startswith("cert") else direct
+    check("passthrough", expect_for=expect)
 
 
 def impersonating(case):
@@ -153,13 +152,7 @@ def credentialless(case):
 def test_impersonate_answers_as_kube_sim_does():
     """impersonate: kfront's own certificate (kube-sim's admin) carries Impersonate-User and
     -Group for the client it authenticated (the two known gaps are the xfail tests below)."""
-    e = start("impersonate")
-    try:
-        bad = matrix(e, lambda case, direct: direct,
-                     lambda case: not impersonating(case) and not credentialless(case))
-        assert not bad, "\n".join(bad)
-    finally:
-        e.close()
+    check("impersonate", lambda case: not impersonating(case) and not credentialless(case))
 
 
 @xfail("impersonate mode drops the client's own Impersonate-* headers and impersonates the "
@@ -167,24 +160,14 @@ def test_impersonate_answers_as_kube_sim_does():
        "by an admin runs as the admin, and alice asking to be the admin gets a 201 as alice "
        "where kube-sim answers 403 (alice may not impersonate)")
 def test_impersonate_mode_honours_or_refuses_client_impersonation():
-    e = start("impersonate")
-    try:
-        bad = matrix(e, lambda case, direct: direct, impersonating)
-        assert not bad, "\n".join(bad)
-    finally:
-        e.close()
+    check("impersonate", impersonating)
 
 
 @xfail("impersonate mode impersonates a client without credentials as system:anonymous "
        "(proxy/l7_identity.c) even when the apiserver has anonymous auth off: it gets a 201 "
        "as system:anonymous (and whatever RBAC grants that user) where kube-sim answers 401")
 def test_impersonate_mode_no_credentials_as_kube_sim_answers():
-    e = start("impersonate")
-    try:
-        bad = matrix(e, lambda case, direct: direct, credentialless)
-        assert not bad, "\n".join(bad)
-    finally:
-        e.close()
+    check("impersonate", credentialless)
 
 
 @xfail("an HTTP/1.1 client whose bearer token the TokenReview rejects: proxy/l7_authn.c "
