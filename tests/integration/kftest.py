@@ -689,8 +689,17 @@ backends:
     servers:
 {servers}
 """)
-        self.kf = Kfront(["--config", self.config], admin=self.admin)
-        wait_for(lambda: self.kf.metric("kfront_backend_up") == len(sims), 10, "kube-sims up")
+        self.kf = None
+        try:
+            self.kf = Kfront(["--config", self.config], admin=self.admin)
+            wait_for(lambda: self.kf.metric("kfront_backend_up") == len(sims), 10, "kube-sims up")
+        except BaseException:  # a kfront that did not come up leaves nothing behind
+            if self.kf and self.kf.proc.poll() is None:
+                self.kf.proc.kill()
+            for s in sims:
+                if s.proc.poll() is None:
+                    s.stop()
+            raise
 
     def ctx(self, cert="admin"):
         """A client TLS context trusting the cluster CA, with certs/<cert>.crt (None: none)."""
