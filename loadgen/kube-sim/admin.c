@@ -168,11 +168,12 @@ static void stats_json(struct ks_sb *sb)
 {
     ks_sb_printf(sb,
                  "{\"resourceVersion\":%llu,\"compactedResourceVersion\":%llu,\"objects\":%llu,"
-                 "\"storeBytes\":%llu,\"watches\":%llu,\"events\":%llu,\"rssBytes\":%llu}\n",
+                 "\"storeBytes\":%llu,\"watches\":%llu,\"lists\":%llu,\"events\":%llu,"
+                 "\"rssBytes\":%llu}\n",
                  (unsigned long long)ks_store.rv, (unsigned long long)ks_store.compacted_rv,
                  (unsigned long long)ks_store.n_objects, (unsigned long long)ks_store.bytes,
-                 (unsigned long long)ks_watch_count(), (unsigned long long)ks_store.events_total,
-                 (unsigned long long)ks_rss_bytes());
+                 (unsigned long long)ks_watch_count(), (unsigned long long)ks_list_count(),
+                 (unsigned long long)ks_store.events_total, (unsigned long long)ks_rss_bytes());
 }
 
 void ks_admin_handle(struct px_request *req, void *arg)

@@ -257,11 +257,18 @@ void ks_policy_free(void)
 /* ---- authentication ---------------------------------------------------------------------------
  */
 
-static void add_group(struct ks_user *u, const char *g)
+static bool has_group(const struct ks_user *u, const char *g)
 {
     for (size_t i = 0; i < u->n_groups; i++)
         if (strcmp(u->groups[i], g) == 0)
-            return;
+            return true;
+    return false;
+}
+
+static void add_group(struct ks_user *u, const char *g)
+{
+    if (has_group(u, g))
+        return;
     if (u->n_groups < KS_MAX_GROUPS)
         u->groups[u->n_groups++] = g;
 }
@@ -430,7 +437,12 @@ static bool impersonate(struct ks_req *r)
     for (size_t i = 0; i < as.n_extra; i++)
         if (!may_impersonate(r, "authentication.k8s.io", "userextras", as.extra_keys[i]))
             return false;
-    add_group(&as, "system:authenticated");
+    /* as the apiserver: system:authenticated for anyone but system:anonymous, who gets
+     * system:unauthenticated unless either group was asked for */
+    if (strcmp(target, "system:anonymous") != 0)
+        add_group(&as, "system:authenticated");
+    else if (!has_group(&as, "system:authenticated") && !has_group(&as, "system:unauthenticated"))
+        add_group(&as, "system:unauthenticated");
     r->user = as;
     return true;
 }

@@ -823,6 +823,8 @@ void ks_watch_shutdown(void);
 /** End every watch (abort: reset the streams and GOAWAY their connections). */
 void ks_watch_close_all(bool abort);
 uint64_t ks_watch_count(void);
+/** LIST responses being streamed now (the "lists" of /stats). */
+uint64_t ks_list_count(void);
 
 /* ---- auth (auth.c) -------------------------------------------------------------------------- */
 

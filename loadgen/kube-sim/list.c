@@ -30,9 +30,18 @@ struct lister {
     struct page page;
     size_t pos;
     bool pb;
-    bool closing; /* the client went away: list_reap ends it */
+    bool closing;   /* the client went away: list_reap ends it */
+    bool streaming; /* counted in lists_streaming */
     struct ks_sb chunk;
 };
+
+/* Responses being streamed (in /stats: a client that went away must get its list ended). */
+static uint64_t lists_streaming;
+
+uint64_t ks_list_count(void)
+{
+    return lists_streaming;
+}
 
 /* ---- the page ------------------------------------------------------------------------------- */
 
@@ -78,6 +87,8 @@ static int make_page(struct ks_req *r, struct lister *l, struct ks_sel *sel, con
 
 static void list_free(struct lister *l)
 {
+    if (l->streaming)
+        lists_streaming--;
     ks_snapshot_release(&l->snap);
     free(l->page.idx);
     ks_sb_free(&l->chunk);
@@ -268,6 +279,8 @@ static void list_start(struct lister *l)
     snprintf(len, sizeof(len), "%zu", total);
     px_response_header(r->px, "Content-Length", len);
     px_response_start(r->px, 200);
+    l->streaming = true;
+    lists_streaming++;
     ks_sb_init(&l->chunk, CHUNK_BYTES + 65536);
     ks_sb_add(&l->chunk, head.p, head.len);
     ks_sb_free(&head);

@@ -22,7 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
-from kftest import Kfront, Test, free_port, wait_for  # noqa: E402
+from kftest import SimFront, Test, proc_kib as rss_kib, wait_for  # noqa: E402
 
 KUBE_SIM = os.environ.get("KUBE_SIM", "build/loadgen/kube-sim/kube-sim")
 os.environ["KUBE_SIM"] = KUBE_SIM
@@ -213,36 +213,8 @@ class Env:
                                           secrets=secrets, churn=churn))
         self.sim = self.sims[0]
         c = self.sim.certs
-        self.port, self.admin = free_port(), f"127.0.0.1:{free_port()}"
-        servers = "\n".join(f'      - {{name: sim-{i + 1}, address: "127.0.0.1:{s.port}"}}'
-                            for i, s in enumerate(self.sims))
-        path = os.path.join(self.sim.dir, "kfront.yaml")
-        with open(path, "w") as f:
-            f.write(f"""apiVersion: kfront.io/v1alpha1
-kind: KfrontConfiguration
-workers: 2
-admin: {{listen: "{self.admin}"}}
-identity:
-  mode: front-proxy
-  proxyClientCertFile: {c}/front-proxy-client.crt
-  proxyClientKeyFile: {c}/front-proxy-client.key
-cache: {{notReady: forward}}
-frontends:
-  - name: api
-    listen: ["127.0.0.1:{self.port}"]
-    mode: http
-    backend: sim
-    tls: {{certFile: {c}/apiserver.crt, keyFile: {c}/apiserver.key, clientCAFile: {c}/ca.crt}}
-backends:
-  - name: sim
-    healthCheck: {{type: tls, interval: 200ms, timeout: 500ms, rise: 1, fall: 1,
-                  tls: {{caFile: {c}/ca.crt}}}}
-    upstreamTLS: {{caFile: {c}/ca.crt}}
-    servers:
-{servers}
-""")
-        self.kf = Kfront(["--config", path], admin=self.admin)
-        wait_for(lambda: self.kf.metric("kfront_backend_up") == len(self.sims), 10, "kube-sim up")
+        self.front = SimFront(self.sims)
+        self.port, self.admin, self.kf = self.front.port, self.front.admin, self.front.kf
         self.kfc = Client(self.port, c)
         self.simc = [Client(s.port, c) for s in self.sims]
         self.wait_filled("json")
@@ -290,11 +262,8 @@ backends:
 
     def close(self):
         try:
-            self.kf.stop()
+            self.front.close()
         finally:
-            for s in self.sims:
-                if s.proc.poll() is None:
-                    s.stop()
             assert not ksim.FAILURES, ksim.FAILURES
 
 
@@ -883,11 +852,6 @@ def test_failover_between_identical_kube_sims():
         for w in watches:
             w.close()
         e2.close()
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
 def test_stalled_watcher_does_not_delay_others():

@@ -13,7 +13,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
-from kftest import Kfront, Test, free_port, wait_for  # noqa: E402
+from kftest import Kfront, SimFront, Test, free_port, wait_for  # noqa: E402
 import ksim  # noqa: E402
 
 KUBE_SIM = os.environ.get("KUBE_SIM", "build/loadgen/kube-sim/kube-sim")
@@ -35,37 +35,12 @@ class Env:
 
     def _start(self, flags, identity, extra_yaml):
         c = self.sim.certs
-        self.port, admin = free_port(), f"127.0.0.1:{free_port()}"
-        path = os.path.join(self.sim.dir, "kfront.yaml")
-        # impersonation rides on kfront's own identity: the admin certificate
-        own = "" if identity != "impersonate" else f", certFile: {c}/admin.crt, keyFile: {c}/admin.key"
         if flags:
+            self.port, admin = free_port(), f"127.0.0.1:{free_port()}"
             self._start_from_flags(c, admin)
             return
-        with open(path, "w") as f:
-            f.write(f"""apiVersion: kfront.io/v1alpha1
-kind: KfrontConfiguration
-workers: 2
-{extra_yaml}admin: {{listen: "{admin}"}}
-identity:
-  mode: {identity}
-  proxyClientCertFile: {c}/front-proxy-client.crt
-  proxyClientKeyFile: {c}/front-proxy-client.key
-frontends:
-  - name: api
-    listen: ["127.0.0.1:{self.port}"]
-    mode: http
-    backend: sim
-    tls: {{certFile: {c}/apiserver.crt, keyFile: {c}/apiserver.key, clientCAFile: {c}/ca.crt}}
-backends:
-  - name: sim
-    healthCheck: {{type: tls, interval: 200ms, timeout: 500ms, rise: 1, fall: 1,
-                  tls: {{caFile: {c}/ca.crt}}}}
-    upstreamTLS: {{caFile: {c}/ca.crt{own}}}
-    servers:
-      - {{name: sim-1, address: "127.0.0.1:{self.sim.port}"}}
-""")
-        self.kf = Kfront(["--config", path], admin=admin)
+        front = SimFront([self.sim], identity=identity, extra_yaml=extra_yaml)
+        self.port, self.kf = front.port, front.kf
         self._ready()
 
     def _ready(self):
