@@ -632,8 +632,10 @@ bool px_l7_cache_try(struct px_worker *w, struct px_frontend *fe, struct px_requ
     enum l7c_kind kind = kind_of(info, &ok);
     int fmt, rc;
 
+    /* a client acting as someone else is judged by the apiserver (or l7_impersonate.c) */
     if (!c || !ok || !info->is_resource || strchr(info->resource, '/') ||
-        strcmp(px_request_method(preq), "GET") != 0 || px_request_is_upgrade(preq))
+        strcmp(px_request_method(preq), "GET") != 0 || px_request_is_upgrade(preq) ||
+        px_request_header(preq, "impersonate-user"))
         return false;
     fmt = format_of(preq);
     if (fmt < 0)

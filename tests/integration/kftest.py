@@ -650,7 +650,8 @@ class SimFront:
     passthrough. check: the backend's healthCheck mapping (YAML flow text). extra_yaml:
     more top-level settings."""
 
-    def __init__(self, sims, cache=None, identity="front-proxy", check=None, extra_yaml=""):
+    def __init__(self, sims, cache=None, identity="front-proxy", check=None, extra_yaml="",
+                 anonymous=None):
         self.sims = sims
         c = self.certs = sims[0].certs
         self.port, self.admin = free_port(), f"127.0.0.1:{free_port()}"
@@ -658,6 +659,8 @@ class SimFront:
         check = check or ("{type: tls, interval: 200ms, timeout: 500ms, rise: 1, fall: 1, "
                           f"tls: {{caFile: {c}/ca.crt}}}}")
         ident = f"identity:\n  mode: {identity}\n"
+        if anonymous is not None:  # what kfront is told of the apiservers' --anonymous-auth
+            ident += f"  anonymous: {str(anonymous).lower()}\n"
         if identity == "front-proxy":
             ident += (f"  proxyClientCertFile: {c}/front-proxy-client.crt\n"
                       f"  proxyClientKeyFile: {c}/front-proxy-client.key\n")

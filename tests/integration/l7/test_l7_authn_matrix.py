@@ -52,7 +52,7 @@ CLIENTS = [
 def start(identity, cache=False, anonymous=False):
     sim = ksim.KubeSim(users=("alice=dev",), nodes=2, pods=4, configmaps=4, secrets=2,
                        policy=POLICY + ("anonymous on\n" if anonymous else ""))
-    return SimFront([sim], cache=cache, identity=identity)
+    return SimFront([sim], cache=cache, identity=identity, anonymous=anonymous)
 
 
 def call(e, port, proto, cert, headers, method="POST", path=WHOAMI, body=None):
@@ -147,21 +147,14 @@ def credentialless(case):
 
 def test_impersonate_answers_as_kube_sim_does():
     """impersonate: kfront's own certificate (kube-sim's admin) carries Impersonate-User and
-    -Group for the client it authenticated (the two known gaps are the xfail tests below)."""
+    -Group for the client it authenticated (impersonating and credentialless clients: below)."""
     check("impersonate", lambda case: not impersonating(case) and not credentialless(case))
 
 
-@xfail("impersonate mode drops the client's own Impersonate-* headers and impersonates the "
-       "client it authenticated instead (proxy/l7_identity.c drop_header): `kubectl --as=alice` "
-       "by an admin runs as the admin, and alice asking to be the admin gets a 201 as alice "
-       "where kube-sim answers 403 (alice may not impersonate)")
 def test_impersonate_mode_honours_or_refuses_client_impersonation():
     check("impersonate", impersonating)
 
 
-@xfail("impersonate mode impersonates a client without credentials as system:anonymous "
-       "(proxy/l7_identity.c) even when the apiserver has anonymous auth off: it gets a 201 "
-       "as system:anonymous (and whatever RBAC grants that user) where kube-sim answers 401")
 def test_impersonate_mode_no_credentials_as_kube_sim_answers():
     check("impersonate", credentialless)
 
@@ -215,12 +208,14 @@ def test_cached_reads_are_authenticated_as_kube_sim_does():
     cached_matrix(lambda case: not impersonating(case) and not credentialless(case))
 
 
-@xfail("a cached read without credentials is authorized as system:anonymous "
-       "(proxy/authz.c authenticate()) whatever the apiserver's anonymous setting: with "
-       "anonymous auth off kfront answers 403 'User \"system:anonymous\" cannot list ...' "
-       "where kube-sim (and the apiserver) answer 401 Unauthorized")
 def test_cached_read_without_credentials_as_kube_sim_answers():
     cached_matrix(credentialless)
+
+
+def test_cacheable_read_by_an_impersonating_client_as_kube_sim_answers():
+    """A client acting as someone else is not served from the cache (it would be authorized
+    as itself): the apiserver judges the impersonation, and the answers match."""
+    cached_matrix(impersonating)
 
 
 def cached_matrix(only):

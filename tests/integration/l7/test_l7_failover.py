@@ -237,8 +237,6 @@ def test_half_open_backend_found_by_ping():
         env.close()
 
 
-@xfail("kfront_upstream_* metrics (ping timeouts, streams, connections) are defined in "
-       "lb/upstream_metrics.c but proxy/metrics.c never calls lb_upstream_metrics_write()")
 def test_upstream_metrics_are_exported():
     sims, env = start()
     try:
