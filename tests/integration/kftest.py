@@ -25,6 +25,18 @@ import urllib.request
 KFRONT = os.environ.get("KFRONT", "build/proxy/kfront")
 
 
+
+def read_head(sock):
+    """Read an HTTP/1.1 response head off sock: (head bytes, what followed it)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            break
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -68,6 +80,7 @@ class Backend:
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
             daemon_threads = True
+            request_queue_size = 128  # 5 by default: health checks and a loaded CI overflow it
             address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
         self.server = Server((host, port or 0), Handler)

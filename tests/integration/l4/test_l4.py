@@ -339,7 +339,10 @@ backend kube-apiserver-backend
         kf = Kfront(["--haproxy-config", path, "--admin-listen", admin], admin=admin)
         try:
             wait_for(lambda: kf.metric("kfront_backend_up") == 2, 10, "2 up")
-            seen = Counter(get_id(f"127.0.0.1:{port}") for _ in range(10))
+            try:
+                seen = Counter(get_id(f"127.0.0.1:{port}") for _ in range(10))
+            except ConnectionError as e:  # once under a loaded CI: say what kfront saw
+                raise AssertionError(f"{e}; kfront log:\n{kf.logs()[-3000:]}") from e
             assert seen == Counter({"m1": 5, "m2": 5}), seen
         finally:
             kf.stop()

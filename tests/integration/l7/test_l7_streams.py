@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
-from kftest import Test, free_port, wait_for  # noqa: E402
+from kftest import Test, free_port, read_head, wait_for  # noqa: E402
 from test_l7_kubesim import Env  # noqa: E402
 from test_l7_upgrade import read_to_eof  # noqa: E402
 import ksim  # noqa: E402
@@ -388,13 +388,7 @@ def raw_upgrade(sim, ns, pod, headers):
                                       server_hostname="127.0.0.1")
     s.sendall(f"POST /api/v1/namespaces/{ns}/pods/{pod}/portforward HTTP/1.1\r\nHost: x\r\n"
               f"Content-Length: 0\r\n{headers}\r\n".encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = s.recv(65536)
-        if not data:
-            break
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
+    head, rest = read_head(s)
     return s, head.decode(), rest
 
 

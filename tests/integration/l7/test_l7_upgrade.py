@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
-from kftest import Kfront, Test, free_port, wait_for  # noqa: E402
+from kftest import Kfront, Test, free_port, read_head, wait_for  # noqa: E402
 from test_l7_kubesim import Env  # noqa: E402
 
 WS_HEADERS = ["-H", "Connection: Upgrade", "-H", "Upgrade: websocket",
@@ -163,13 +163,7 @@ def upgrade(port, certs, pod, extra=b""):
     s.sendall(f"GET /api/v1/namespaces/default/pods/{pod}/exec?command=x HTTP/1.1\r\n"
               "Host: kfront\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
               "X-Remote-User: forged\r\n\r\n".encode() + extra)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = s.recv(65536)
-        if not data:
-            break
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
+    head, rest = read_head(s)
     return s, head.decode(errors="replace"), rest
 
 
