@@ -16,7 +16,6 @@ struct cache_local;
 bool px_l7_cache_try(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
                      const struct px_reqinfo *info);
 
-
 /** Forward preq upstream, reviewing a token client's token first (l7_authn.c). */
 void px_l7_forward(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
                    const struct px_reqinfo *info);

@@ -68,8 +68,7 @@ static void write_with_backpressure(struct tc_req *r, size_t total, size_t piece
             int before = probe.drains;
 
             cr_assert(tc_wait_int(f.base, &probe.drains, before + 1, 2000),
-                      "no drain after %zu bytes (pending %zu)", sent,
-                      lb_ureq_body_pending(r->req));
+                      "no drain after %zu bytes (pending %zu)", sent, lb_ureq_body_pending(r->req));
             cr_assert_leq(probe.pending_at_drain, LB_UREQ_BODY_LOW_WATER);
         }
     }

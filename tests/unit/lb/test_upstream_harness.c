@@ -58,7 +58,7 @@ struct ts_stream {
     char method[16], path[256], headers[2048];
     char body[4096];
     size_t body_len, hlen;
-    size_t body_total; /* all of it, also past what body keeps */
+    size_t body_total;    /* all of it, also past what body keeps */
     struct evbuffer *out; /* body bytes ready to send */
     bool more;            /* more body bytes will come (or never) */
     int chunks;
