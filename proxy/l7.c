@@ -31,6 +31,7 @@
 #include <strings.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "proxy/l7_cache.h"
 #include "proxy/reqinfo.h"
@@ -58,8 +59,8 @@ struct l7_req {
     size_t unconsumed; /* handed to the client side, not yet acknowledged upstream */
     bool body_paused;  /* the client's body waits for the upstream to drain */
     uint64_t started_us;
-    int code;               /* the status the client got */
-    struct event *deadline; /* short requests only */
+    int code;              /* the status the client got */
+    struct event deadline; /* short requests only (armed); in place: no allocation per request */
     struct px_reqinfo info;
 };
 
@@ -112,8 +113,8 @@ static void reply_status(struct px_request *preq, int code, const char *reason, 
 
 static void l7_finish(struct l7_req *r, int code)
 {
-    if (r->deadline)
-        event_free(r->deadline);
+    if (evtimer_initialized(&r->deadline))
+        evtimer_del(&r->deadline);
     if (r->lb)
         lb_release(r->lb);
     px_l7_count(r->worker, &r->info, code, kf_now_us() - r->started_us);
@@ -271,9 +272,8 @@ static void arm_deadline(struct l7_req *r, const struct config *cfg)
         ms = asked; /* a malformed one is the apiserver's to refuse (400) */
     ms += L7_DEADLINE_GRACE_MS;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    r->deadline = evtimer_new(r->worker->base, on_deadline, r);
-    if (r->deadline)
-        evtimer_add(r->deadline, &tv);
+    evtimer_assign(&r->deadline, r->worker->base, on_deadline, r);
+    evtimer_add(&r->deadline, &tv);
 }
 
 /* ---- the request body ---------------------------------------------------------------------- */
