@@ -93,6 +93,7 @@ apiVersion: kfront.io/v1alpha1
 kind: KfrontConfiguration
 logLevel: warn
 maxConnections: 20000
+timeouts: {drain: 1s}
 admin: {listen: "127.0.0.1:$KFA"}
 identity: {mode: front-proxy, proxyClientCertFile: $W/pki/front-proxy-client.crt,
            proxyClientKeyFile: $W/pki/front-proxy-client.key}
