@@ -69,6 +69,8 @@ struct config *cfg_alloc(const char *source)
     cfg->cache.window_ms = 75000;
     cfg->authorization.allow_ttl_ms = 300000;
     cfg->authorization.deny_ttl_ms = 10000;
+    cfg->authorization.node_allow_ttl_ms = 10000;
+    cfg->authorization.node_deny_ttl_ms = 1000;
     cfg->authorization.cache_size = 10000;
     cfg->authorization.user = "system:kfront";
     cfg->authorization.group = "system:masters";

@@ -129,7 +129,10 @@ struct config_cache {
 struct config_authorization {
     uint32_t allow_ttl_ms; /* how long an allowed decision is reused; default 5 min */
     uint32_t deny_ttl_ms;  /* how long a denied decision is reused; default 10 s */
-    uint32_t cache_size;   /* decisions (and token reviews) kept per worker; default 10000 */
+    /* the same for system:nodes users, whose node authorizer decisions follow the pods as
+     * they move: at most these; defaults 10 s and 1 s */
+    uint32_t node_allow_ttl_ms, node_deny_ttl_ms;
+    uint32_t cache_size; /* decisions (and token reviews) kept per worker; default 10000 */
     /* who kfront is in its own requests (reviews, the cache's LIST/WATCH) in front-proxy and
      * impersonate mode: "system:kfront" in "system:masters" ("" for no group) */
     const char *user;

@@ -338,7 +338,7 @@ static void authorize(struct px_authz_wait *wt, const struct px_user *user);
 
 /* Join e, or make it and start its review; false when the wait was finished with an error. */
 static bool wait_on(struct px_authz_wait *wt, enum authz_kind kind, const uint8_t *key,
-                    const struct codec_buf *body)
+                    const struct codec_buf *body, bool node_subject)
 {
     struct authz_cache *c = &wt->az->cache[kind];
     struct authz_entry *e = authz_cache_add(c, key);
@@ -349,8 +349,17 @@ static bool wait_on(struct px_authz_wait *wt, enum authz_kind kind, const uint8_
         finish(wt, PX_AUTHZ_ERROR, NULL);
         return false;
     }
+    e->node_subject = node_subject;
     kf_list_insert_tail(&e->waiters, &wt->link);
     return true;
+}
+
+static bool in_group(const struct px_user *u, const char *group)
+{
+    for (size_t i = 0; i < u->n_groups; i++)
+        if (strcmp(u->groups[i], group) == 0)
+            return true;
+    return false;
 }
 
 /* Copy u into a: the cache entry it comes from may be evicted while the request lives. */
@@ -426,9 +435,17 @@ static void authorize(struct px_authz_wait *wt, const struct px_user *user)
         atomic_fetch_add_explicit(&wt->az->cache[AUTHZ_SAR].coalesced, 1, memory_order_relaxed);
         kf_list_insert_tail(&e->waiters, &wt->link);
     } else {
-        wait_on(wt, AUTHZ_SAR, key, &body);
+        wait_on(wt, AUTHZ_SAR, key, &body, in_group(user, "system:nodes"));
     }
     codec_buf_free(&body);
+}
+
+static uint64_t sar_ttl(const struct config_authorization *cfg, bool allowed, bool node)
+{
+    uint64_t ttl = allowed ? cfg->allow_ttl_ms : cfg->deny_ttl_ms;
+    uint64_t cap = allowed ? cfg->node_allow_ttl_ms : cfg->node_deny_ttl_ms;
+
+    return node && cap < ttl ? cap : ttl;
 }
 
 /* A review ended: settle its entry and move every waiter on. */
@@ -463,7 +480,7 @@ static void review_done(struct authz_review *rv, enum review_outcome outcome,
                   : token_ttl < TOKEN_FAIL_TTL_MS ? token_ttl
                                                   : TOKEN_FAIL_TTL_MS;
         else
-            ttl = outcome == OUTCOME_YES ? cfg->allow_ttl_ms : cfg->deny_ttl_ms;
+            ttl = sar_ttl(cfg, outcome == OUTCOME_YES, e->node_subject);
         e->verdict = outcome == OUTCOME_YES;
         e->arena = arena;
         authz_cache_ready(c, e, kf_now_ms() + ttl);
@@ -534,7 +551,7 @@ static void authenticate_token(struct px_authz_wait *wt, const char *token, size
     if (body.err)
         finish(wt, PX_AUTHZ_ERROR, NULL);
     else
-        wait_on(wt, AUTHZ_TOKEN, key, &body);
+        wait_on(wt, AUTHZ_TOKEN, key, &body, false);
     if (body.data)
         OPENSSL_cleanse(body.data, body.len); /* it holds the token */
     codec_buf_free(&body);

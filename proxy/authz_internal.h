@@ -27,6 +27,7 @@ struct authz_entry {
     enum authz_entry_state state;
     uint64_t expires_ms;
     bool verdict;                /* authenticated, or allowed */
+    bool node_subject;           /* AUTHZ_SAR for a system:nodes user: the node TTLs apply */
     struct kf_arena *arena;      /* owns user / reason; NULL when there is none */
     struct px_user user;         /* AUTHZ_TOKEN with verdict */
     const char *reason;          /* AUTHZ_SAR denial reason, or NULL */

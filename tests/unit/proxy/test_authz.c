@@ -535,6 +535,27 @@ Test(authz_cfg, decisions_expire)
     cr_assert_eq(T.n_tokenreviews, 2);
 }
 
+Test(authz_cfg, node_decisions_follow_the_node_ttls)
+{
+    const char *pods = "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1";
+    const char *sec2 = "/api/v1/namespaces/demo/secrets?fieldSelector=metadata.name%3Dsec2";
+
+    start("authorization: {allowTTL: 1h, denyTTL: 1h, nodeAllowTTL: 120ms, nodeDenyTTL: 40ms}");
+    cr_assert_eq(get(pods, "node-1-token").status, 200);
+    cr_assert_eq(get(sec2, "node-1-token").status, 403);
+    get("/api/v1/namespaces/demo/pods", "good-alice");
+    cr_assert_eq(T.n_sars, 3);
+    run_ms(60); /* the node's denial has expired; its allow and alice's decision have not */
+    cr_assert_eq(get(sec2, "node-1-token").status, 403);
+    cr_assert_eq(get(pods, "node-1-token").status, 200);
+    get("/api/v1/namespaces/demo/pods", "good-alice");
+    cr_assert_eq(T.n_sars, 4);
+    run_ms(100); /* now the node's allow too; alice's lasts an hour */
+    cr_assert_eq(get(pods, "node-1-token").status, 200);
+    get("/api/v1/namespaces/demo/pods", "good-alice");
+    cr_assert_eq(T.n_sars, 5);
+}
+
 Test(authz_cfg, cache_is_bounded_with_lru_eviction)
 {
     start("authorization: {cacheSize: 2}");
