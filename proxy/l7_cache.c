@@ -74,13 +74,21 @@ static void req_free(struct l7c_req *r)
     free(r);
 }
 
-/* The response is ended (or the client is gone): count it and free. */
-static void finish(struct l7c_req *r)
+enum l7c_end { L7C_END, L7C_ABORT, L7C_ENDED };
+
+/* Count the request, end its response (END, ABORT, or ENDED: the caller already did) and
+ * free it. Counting comes first: once the last byte is out, a client may read /metrics and
+ * must find this request there. */
+static void finish(struct l7c_req *r, enum l7c_end how)
 {
     if (r->state != L7C_DONE)
         set_state(r, L7C_DONE);
     px_l7_count(r->worker, &r->info, r->code, kf_now_us() - r->started_us);
     px_l7_cache_count(r->worker, true);
+    if (how == L7C_END)
+        px_response_end(r->preq);
+    else if (how == L7C_ABORT)
+        px_response_abort(r->preq);
     req_free(r);
 }
 
@@ -123,10 +131,9 @@ static void reply_status_full(struct l7c_req *r, const struct codec_status *st_i
     px_response_header(r->preq, "Content-Length", len);
     px_response_start(r->preq, code);
     px_response_write(r->preq, b.data, b.len);
-    px_response_end(r->preq);
     codec_buf_free(&b);
     r->code = code;
-    finish(r);
+    finish(r, L7C_END);
 }
 
 /* A failure Status; details name the object (NotFound) when details_name is set. */
@@ -173,11 +180,7 @@ static void sink_end(void *sink, enum cache_end how)
     r->watch = NULL;
     px_request_on_close(r->preq, NULL, NULL);
     px_request_on_drain(r->preq, NULL, NULL);
-    if (how == CACHE_END_OK)
-        px_response_end(r->preq);
-    else
-        px_response_abort(r->preq);
-    finish(r);
+    finish(r, how == CACHE_END_OK ? L7C_END : L7C_ABORT);
 }
 
 static const struct cache_sink_ops sink_ops = {sink_write, sink_pending, sink_end};
@@ -189,6 +192,7 @@ static void on_close(struct px_request *preq, void *arg)
 {
     struct l7c_req *r = arg;
 
+    KF_BUG_ON(r->preq != preq);
     if (r->writing_list) {
         r->closed = true; /* list_pump finishes once cache_list_write returns */
         return;
@@ -203,8 +207,7 @@ static void on_close(struct px_request *preq, void *arg)
     r->wait = NULL;
     r->watch = NULL;
     r->code = 499;
-    px_response_end(preq);
-    finish(r);
+    finish(r, L7C_END);
 }
 
 static void list_pump(struct l7c_req *r)
@@ -222,11 +225,7 @@ static void list_pump(struct l7c_req *r)
     }
     px_request_on_close(r->preq, NULL, NULL);
     px_request_on_drain(r->preq, NULL, NULL);
-    if (rc == 0)
-        px_response_end(r->preq);
-    else
-        px_response_abort(r->preq);
-    finish(r);
+    finish(r, rc == 0 ? L7C_END : L7C_ABORT);
 }
 
 static void on_drain(struct px_request *preq, void *arg)
@@ -264,9 +263,8 @@ static void serve_get(struct l7c_req *r)
     px_response_write_ref(r->preq, data, len, cache_ref_free_cb, cache_obj_ref(o));
     if (!is_pb(r))
         px_response_write_ref(r->preq, "\n", 1, NULL, NULL);
-    px_response_end(r->preq);
     r->code = 200;
-    finish(r);
+    finish(r, L7C_END);
 }
 
 static void reply_expired_list(struct l7c_req *r)
@@ -342,11 +340,7 @@ static void serve_watch(struct l7c_req *r)
     r->watch = NULL;
     px_request_on_close(r->preq, NULL, NULL);
     px_request_on_drain(r->preq, NULL, NULL);
-    if (rc == -ERANGE)
-        px_response_end(r->preq);
-    else
-        px_response_abort(r->preq);
-    finish(r);
+    finish(r, rc == -ERANGE ? L7C_END : L7C_ABORT);
 }
 
 static void serve(struct l7c_req *r)
@@ -417,7 +411,7 @@ static void on_authz(enum px_authz_result res, void *arg)
     }
     r->code = res == PX_AUTHZ_DENY ? 403 : 401;
     px_authz_reply(r->preq, &r->info, &r->decision);
-    finish(r);
+    finish(r, L7C_ENDED);
 }
 
 /* ---- deciding

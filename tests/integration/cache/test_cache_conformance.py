@@ -279,7 +279,8 @@ def compare(e, path, fmt, verb, resource, normalise=None):
     before, served = e.sim_count(verb, resource), e.served()
     st_k, h_k, b_k = e.kfc.request(path, fmt)
     after = e.sim_count(verb, resource)
-    assert e.served() == served + 1, (f"{fmt} {path}", "not counted as served from the cache")
+    assert e.served() == served + 1, (f"{fmt} {path}", "not counted as served from the cache",
+                                      st_k, e.kf.metric('kfront_cache_requests_total{result="forwarded"}'))
     st_s, h_s, b_s = e.simc[0].request(path, fmt)
     where = f"{fmt} {path}"
     assert not any(k.startswith("x-kubernetes-pf-") for k in h_k), (where, "forwarded", h_k)
