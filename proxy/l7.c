@@ -111,13 +111,18 @@ static void reply_status(struct px_request *preq, int code, const char *reason, 
 
 /* ---- request lifecycle ------------------------------------------------------------------ */
 
-static void l7_finish(struct l7_req *r, int code)
+/* Before the response's last byte: a client that then reads /metrics finds the request. */
+static void l7_count(struct l7_req *r, int code)
+{
+    px_l7_count(r->worker, &r->info, code, kf_now_us() - r->started_us);
+}
+
+static void l7_free(struct l7_req *r)
 {
     if (evtimer_initialized(&r->deadline))
         evtimer_del(&r->deadline);
     if (r->lb)
         lb_release(r->lb);
-    px_l7_count(r->worker, &r->info, code, kf_now_us() - r->started_us);
     free(r);
 }
 
@@ -141,8 +146,9 @@ static void on_client_close(struct px_request *preq, void *arg)
         r->ureq = NULL;
     }
     l7_set_state(r, L7_DONE);
+    l7_count(r, 499);      /* nginx's "client closed request" */
     px_response_end(preq); /* releases the request; the client is gone */
-    l7_finish(r, 499);     /* nginx's "client closed request" */
+    l7_free(r);
 }
 
 /* Content-Length goes through: the body is forwarded byte for byte, and clients see the
@@ -195,11 +201,11 @@ static void on_up_data(struct lb_ureq *ureq, const uint8_t *data, size_t len, vo
 static void on_up_end(struct lb_ureq *ureq, int error, void *arg)
 {
     struct l7_req *r = arg;
-    int code = r->code;
 
     (void)ureq;
     r->ureq = NULL;
     if (r->state == L7_STREAMING) {
+        l7_count(r, r->code);
         if (error == 0)
             px_response_end(r->preq);
         else
@@ -207,11 +213,11 @@ static void on_up_end(struct lb_ureq *ureq, int error, void *arg)
     } else {
         char msg[160];
         snprintf(msg, sizeof(msg), "no apiserver answered: %s", strerror(-error));
-        code = 503;
-        reply_status(r->preq, code, "ServiceUnavailable", msg);
+        l7_count(r, 503);
+        reply_status(r->preq, 503, "ServiceUnavailable", msg);
     }
     l7_set_state(r, L7_DONE);
-    l7_finish(r, code);
+    l7_free(r);
 }
 
 /* The apiserver's own answer when its request deadline passes (NewTimeoutError). */
@@ -238,16 +244,17 @@ static void l7_fail(struct l7_req *r, int code, const char *reason, const char *
     }
     px_request_on_close(r->preq, NULL, NULL);
     px_request_on_drain(r->preq, NULL, NULL);
-    if (r->state == L7_STREAMING) {
-        code = r->code;             /* what the client was told */
+    if (r->state == L7_STREAMING)
+        code = r->code; /* what the client was told */
+    l7_count(r, code);
+    if (r->state == L7_STREAMING)
         px_response_abort(r->preq); /* the client must not take a cut stream as whole */
-    } else if (code == 504) {
+    else if (code == 504)
         reply_timeout(r->preq);
-    } else {
+    else
         reply_status(r->preq, code, reason, message);
-    }
     l7_set_state(r, L7_DONE);
-    l7_finish(r, code);
+    l7_free(r);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -419,9 +426,10 @@ void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_req
     if (rc < 0) {
         px_request_on_close(preq, NULL, NULL);
         px_request_on_drain(preq, NULL, NULL);
+        l7_count(r, 503);
         reply_status(preq, 503, "ServiceUnavailable",
                      rc == -EHOSTUNREACH ? "no apiserver is available" : strerror(-rc));
-        l7_finish(r, 503);
+        l7_free(r);
         return;
     }
     if (spec.body_streaming) {

@@ -749,6 +749,9 @@ static void up_close(struct px_upgrade *u, const char *reason)
         kf_debug("l7", "upgrade %s %s ends in state %s: %s", u->info.verb, u->info.resource,
                  up_state_name[u->state], reason);
     up_set_state(u, UP_CLOSED);
+    /* counted before the client sees the close, so its next /metrics read includes it */
+    px_l7_count(u->worker, &u->info, u->code ? u->code : 502, kf_now_us() - u->started_us);
+    atomic_fetch_sub_explicit(&u->worker->stats.upgrades_active, 1, memory_order_relaxed);
     if (u->preq) /* only on worker exit: the request is still the handler's */
         px_response_abort(u->preq);
     if (u->up)
@@ -757,8 +760,6 @@ static void up_close(struct px_upgrade *u, const char *reason)
         bufferevent_free(u->client);
     if (u->server)
         lb_server_conn_end(u->server);
-    px_l7_count(u->worker, &u->info, u->code ? u->code : 502, kf_now_us() - u->started_us);
-    atomic_fetch_sub_explicit(&u->worker->stats.upgrades_active, 1, memory_order_relaxed);
     lb_release(u->lb);
     SSL_CTX_free(u->tls);
     if (u->request)
