@@ -83,7 +83,7 @@ for p in $HA $KF; do
 done
 
 run_h2load() { # port -> "rps p50_ms p99_ms"
-  h2load -n "$N" -c "$CONNS" -m "$STREAMS" -t 1 -H "$AUTH" --log-file $W/h2.log \
+  ${H2TIME:-} h2load -n "$N" -c "$CONNS" -m "$STREAMS" -t 1 -H "$AUTH" --log-file $W/h2.log \
     https://127.0.0.1:$1$URLPATH > $W/h2.out 2>&1
   grep -q " 0 failed, 0 errored" $W/h2.out || { echo "h2load errors:" >&2; grep -E "requests:|status codes" $W/h2.out >&2; }
   /usr/bin/python3 - "$W/h2.out" "$W/h2.log" <<'PY'
@@ -97,12 +97,40 @@ PY
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 : > $W/h; : > $W/k
-if [ -n "${PROFILE:-}" ]; then  # PROFILE=1: perf profile of kfront under the same load
-  perf record -F 999 -g -p "$(cat $W/kfront.pid)" -o $W/perf.data -- sleep 6 >/dev/null 2>&1 &
+if [ -n "${PROFILE:-}" ]; then  # PROFILE=1 (or haproxy): perf profile of kfront under the same load
+  who=kfront port=$KF; [ "$PROFILE" = haproxy ] && who=haproxy port=$HA
+  perf record -F 999 ${PERF_CG:--g} -p "$(head -1 $W/$who.pid)" -o $W/perf.data -- sleep 6 >/dev/null 2>&1 &
   perf_pid=$!  # not a bare wait: kube-sim and kfront are children too
-  sleep 0.5; run_h2load $KF > /dev/null; wait $perf_pid
+  sleep 0.5; run_h2load $port > /dev/null; wait $perf_pid
   perf report -i $W/perf.data --no-children --sort dso --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -12
-  perf report -i $W/perf.data --no-children --sort sym --stdio -g none --percent-limit 0.8 2>/dev/null | grep -E "^ +[0-9]" | head -40
+  perf report -i $W/perf.data --no-children --sort dso,sym --stdio -g none ${PERF_REPORT:-} --percent-limit ${PCT:-0.8} 2>/dev/null | grep -E "^ +[0-9]" | head -${TOP:-40}
+  exit 0
+fi
+if [ -n "${HOLD:-}" ]; then  # HOLD=1: keep both proxies up for manual probing until killed
+  echo "HAProxy https://127.0.0.1:$HA kfront https://127.0.0.1:$KF ca $W/pki/ca.crt path $URLPATH"
+  sleep infinity
+fi
+cpu_ticks() { # utime+stime of a proxy, in clock ticks (100/s)
+  awk '{ print $14 + $15 }' /proc/$(head -1 $W/$1.pid)/stat
+}
+if [ -n "${SYSCALLS:-}" ]; then  # SYSCALLS=1: system calls per request, each proxy under load
+  for who in haproxy kfront; do
+    port=$HA; [ $who = kfront ] && port=$KF
+    cpu0=$(cpu_ticks $who); sim0=$(cpu_ticks sim); idle0=$(awk '/^cpu /{print $5}' /proc/stat)
+    H2TIME="/usr/bin/time -o $W/h2.time -f %U+%S" run_h2load $port > /dev/null
+    cpu1=$(cpu_ticks $who); sim1=$(cpu_ticks sim); idle1=$(awk '/^cpu /{print $5}' /proc/stat)
+    echo "$who: idle CPU during the run $((idle1 - idle0)) ticks, $(grep -o 'finished in [^,]*' $W/h2.out)"
+    per() { echo "($2 - $1) * 10000 / $N" | bc -l | xargs printf %.1f; }
+    echo "$who: CPU per request $(per $cpu0 $cpu1) us, kube-sim's behind it $(per $sim0 $sim1) us (user+system)"
+    for t in /proc/$(head -1 $W/$who.pid)/task/* /proc/$(cat $W/sim.pid)/task/*; do
+      echo "  thread $(cat $t/comm) $(awk '{ print $14 + $15 }' $t/stat) ticks"; done
+    echo "  h2load's: $(echo "($(cat $W/h2.time)) * 1000000 / $N" | bc -l | xargs printf %.1f) us"
+    strace -c -f -p "$(head -1 $W/$who.pid)" -o $W/$who.strace & st=$!
+    sleep 0.5; run_h2load $port > /dev/null; kill -INT $st; wait $st 2>/dev/null || true
+    echo "$who: system calls per request (N=$N)"
+    awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { c = $4; name = $NF; if (c / n >= 0.05) printf "  %-16s %6.2f\n", name, c / n }
+                   $NF == "total" { printf "  %-16s %6.2f\n", "total", $3 / n }' $W/$who.strace
+  done
   exit 0
 fi
 for _ in $(seq "$ROUNDS"); do run_h2load $HA >> $W/h; run_h2load $KF >> $W/k; done

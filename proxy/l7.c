@@ -168,19 +168,11 @@ static void on_up_headers(struct lb_ureq *ureq, int status, const struct lb_uhdr
                           void *arg)
 {
     struct l7_req *r = arg;
-    char name[256], value[8192];
 
     (void)ureq;
-    for (size_t i = 0; i < n; i++) {
-        if (hop_by_hop(h[i].name, h[i].name_len) || h[i].name_len >= sizeof(name) ||
-            h[i].value_len >= sizeof(value))
-            continue;
-        memcpy(name, h[i].name, h[i].name_len);
-        name[h[i].name_len] = '\0';
-        memcpy(value, h[i].value, h[i].value_len);
-        value[h[i].value_len] = '\0';
-        px_response_header(r->preq, name, value);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!hop_by_hop(h[i].name, h[i].name_len))
+            px_response_header_n(r->preq, h[i].name, h[i].name_len, h[i].value, h[i].value_len);
     l7_set_state(r, L7_STREAMING);
     px_response_start(r->preq, status);
     r->code = status;

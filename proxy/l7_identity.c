@@ -34,13 +34,19 @@ static bool has_prefix(const char *s, const char *prefix)
 
 static bool drop_header(const char *name, enum config_identity_mode mode, bool vouched)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
-        "te",         "host",       "content-length",   "http2-settings"};
+    static const struct kf_token hop[] = {KF_TOKEN("connection"),
+                                          KF_TOKEN("keep-alive"),
+                                          KF_TOKEN("proxy-connection"),
+                                          KF_TOKEN("transfer-encoding"),
+                                          KF_TOKEN("upgrade"),
+                                          KF_TOKEN("te"),
+                                          KF_TOKEN("host"),
+                                          KF_TOKEN("content-length"),
+                                          KF_TOKEN("http2-settings")};
+    size_t len = strlen(name);
 
-    for (size_t i = 0; i < KF_ARRAY_SIZE(hop); i++)
-        if (strcasecmp(name, hop[i]) == 0)
-            return true;
+    if (kf_token_in(name, len, hop, KF_ARRAY_SIZE(hop)))
+        return true;
     if (has_prefix(name, "x-remote-"))
         return true;
     if (mode == CONFIG_IDENTITY_IMPERSONATE &&

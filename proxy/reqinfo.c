@@ -32,7 +32,7 @@ static size_t split(char *buf, char **parts)
 
 static void set(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src);
+    kf_strlcpy(dst, src, size);
 }
 
 static const char *http_verb(const char *method, bool has_name, bool watch)
@@ -89,7 +89,10 @@ static void resource_parts(char **parts, size_t n, bool watch, const char *metho
         set(info->name, sizeof(info->name), parts[1]);
     if (n >= 3) {
         size_t len = strlen(info->resource);
-        snprintf(info->resource + len, sizeof(info->resource) - len, "/%s", parts[2]);
+        if (len + 1 < sizeof(info->resource)) {
+            info->resource[len] = '/';
+            kf_strlcpy(info->resource + len + 1, parts[2], sizeof(info->resource) - len - 1);
+        }
     }
     const char *verb = proxy ? "proxy" : http_verb(method, n >= 2, watch);
     if (verb)
@@ -196,7 +199,7 @@ int px_fieldsel_parse(const char *text, char *buf, size_t size, struct px_field_
 
     if (strlen(text) >= size)
         return -E2BIG;
-    snprintf(buf, size, "%s", text);
+    memcpy(buf, text, strlen(text) + 1);
     n = split_terms(buf, parts, max < KF_ARRAY_SIZE(parts) ? max : KF_ARRAY_SIZE(parts));
     if (n < 0)
         return n;

@@ -184,6 +184,23 @@ static ssize_t data_read_cb(nghttp2_session *ngh, int32_t id, uint8_t *buf, size
     return (ssize_t)n;
 }
 
+/* HTTP/2 field names are lower case; most already are (an apiserver's answer over h2). */
+static const char *lower_name(struct kf_arena *a, const struct px_header *h)
+{
+    char *copy;
+    size_t i = 0;
+
+    while (i < h->name_len && !(h->name[i] >= 'A' && h->name[i] <= 'Z'))
+        i++;
+    if (i == h->name_len)
+        return h->name;
+    if (!(copy = kf_arena_strndup(a, h->name, h->name_len)))
+        return NULL;
+    for (; i < h->name_len; i++)
+        copy[i] = (char)(copy[i] >= 'A' && copy[i] <= 'Z' ? copy[i] - 'A' + 'a' : copy[i]);
+    return copy;
+}
+
 /* Queue :status, the headers and a body source (unless no_body). */
 static int h2_submit(struct h2_conn *h, struct h2_stream *s, int status,
                      const struct px_headers *hdrs, int64_t length, bool no_body)
@@ -192,26 +209,27 @@ static int h2_submit(struct h2_conn *h, struct h2_stream *s, int status,
     size_t n = 0, cap = hdrs->n + 3;
     nghttp2_nv *nva = kf_arena_alloc(a, cap * sizeof(*nva));
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = data_read_cb};
-    char *st = kf_arena_sprintf(a, "%03d", status);
-    char *cl = length >= 0 ? kf_arena_sprintf(a, "%lld", (long long)length) : NULL;
+    char *st = kf_arena_alloc(a, 4), *cl = length >= 0 ? kf_arena_alloc(a, 21) : NULL;
 
 #define NV(nm, val)                                                                                \
     (nva[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), strlen(nm), strlen(val),           \
                              NGHTTP2_NV_FLAG_NONE})
     if (!nva || !st || (length >= 0 && !cl))
         return -ENOMEM;
+    st[0] = (char)('0' + status / 100), st[1] = (char)('0' + status / 10 % 10);
+    st[2] = (char)('0' + status % 10), st[3] = '\0'; /* px_response_start: 200..999 */
     NV(":status", st);
     for (size_t i = 0; i < hdrs->n; i++) {
-        char *name = kf_arena_strdup(a, hdrs->v[i].name);
+        const char *name = lower_name(a, &hdrs->v[i]);
 
         if (!name)
             return -ENOMEM;
-        for (char *p = name; *p; p++)
-            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
         NV(name, hdrs->v[i].value);
     }
-    if (cl)
+    if (cl) {
+        kf_u64_format(cl, (uint64_t)length);
         NV("content-length", cl);
+    }
     if (!px_headers_get(hdrs, "date"))
         NV("date", px_http_date());
 #undef NV

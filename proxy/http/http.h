@@ -406,6 +406,9 @@ bool px_request_is_closed(const struct px_request *req);
  * in name or value.
  */
 int px_response_header(struct px_request *req, const char *name, const char *value);
+/* The same with lengths: name and value need not be NUL-terminated (relayed fields). */
+int px_response_header_n(struct px_request *req, const char *name, size_t nlen, const char *value,
+                         size_t vlen);
 
 /**
  * Send the status line and headers. Without a Content-Length header the body

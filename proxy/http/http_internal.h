@@ -193,6 +193,7 @@ extern const char *const px_body_state_name[];
 
 struct px_header {
     const char *name, *value;
+    size_t name_len; /* lookups compare lengths before bytes */
 };
 
 struct px_headers {

@@ -167,14 +167,17 @@ int px_headers_add(struct kf_arena *a, struct px_headers *h, const char *name, s
             *p = (char)(*p - 'A' + 'a');
     h->v[h->n].name = n;
     h->v[h->n].value = val;
+    h->v[h->n].name_len = strlen(n); /* what lookups see: a decoded %00 ends the name */
     h->n++;
     return 0;
 }
 
 const char *px_headers_get(const struct px_headers *h, const char *name)
 {
+    size_t len = strlen(name);
+
     for (size_t i = 0; i < h->n; i++)
-        if (strcasecmp(h->v[i].name, name) == 0)
+        if (h->v[i].name_len == len && strncasecmp(h->v[i].name, name, len) == 0)
             return h->v[i].value;
     return NULL;
 }

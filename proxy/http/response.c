@@ -101,65 +101,110 @@ const char *px_http_date(void)
     return buf;
 }
 
-bool px_is_tchar(unsigned char c)
+/* RFC 9110 tchar: ALPHA, DIGIT and !#$%&'*+-.^_`|~, one bit per byte value */
+static const uint32_t tchar_bits[8] = {0x00000000, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff,
+                                       0x00000000, 0x00000000, 0x00000000, 0x00000000};
+
+static inline bool is_tchar(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
+    return tchar_bits[c >> 5] >> (c & 31) & 1;
 }
 
-bool px_header_valid(const char *name, const char *value)
+bool px_is_tchar(unsigned char c)
 {
-    if (!*name)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        if (!px_is_tchar(*p))
-            return false;
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+    return is_tchar(c);
+}
+
+/* A field value has no control byte but HTAB (RFC 9110 5.5). Eight bytes at a time: a word
+ * with no byte below 0x20 and none equal to 0x7f passes without a byte loop. */
+static bool value_valid(const unsigned char *p, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w, del;
+        memcpy(&w, p + i, 8);
+        del = w ^ (0x7f * ones);
+        if (!(((w - 0x20 * ones) | (del - ones)) & ~w & highs))
+            continue;
+        break; /* something to look at byte by byte (perhaps only a tab) */
+    }
+    for (; i < len; i++)
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
             return false;
     return true;
 }
 
+static bool field_valid(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (!nlen)
+        return false;
+    for (size_t i = 0; i < nlen; i++)
+        if (!is_tchar((unsigned char)name[i]))
+            return false;
+    return value_valid((const unsigned char *)value, vlen);
+}
+
+bool px_header_valid(const char *name, const char *value)
+{
+    return field_valid(name, strlen(name), value, strlen(value));
+}
+
+static bool is_hop(const char *name, size_t len)
+{
+    static const struct kf_token hop[] = {KF_TOKEN("connection"),
+                                          KF_TOKEN("keep-alive"),
+                                          KF_TOKEN("proxy-connection"),
+                                          KF_TOKEN("transfer-encoding"),
+                                          KF_TOKEN("te"),
+                                          KF_TOKEN("upgrade"),
+                                          KF_TOKEN("trailer")};
+
+    return kf_token_in(name, len, hop, KF_ARRAY_SIZE(hop));
+}
+
 bool px_header_is_hop(const char *name)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-        "te",         "upgrade",    "trailer"};
-
-    for (size_t i = 0; i < KF_ARRAY_SIZE(hop); i++)
-        if (strcasecmp(name, hop[i]) == 0)
-            return true;
-    return false;
+    return is_hop(name, strlen(name));
 }
 
 /* Strict decimal, as Content-Length must be. */
-static int parse_length(const char *s, int64_t *out)
+static int parse_length(const char *s, size_t len, int64_t *out)
 {
     int64_t v = 0;
 
-    if (!*s)
+    if (!len)
         return -EINVAL;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (INT64_MAX - 9) / 10)
             return -EINVAL;
-        v = v * 10 + (*s - '0');
+        v = v * 10 + (s[i] - '0');
     }
     *out = v;
     return 0;
 }
 
-int px_response_header(struct px_request *req, const char *name, const char *value)
+int px_response_header_n(struct px_request *req, const char *name, size_t nlen, const char *value,
+                         size_t vlen)
 {
+    static const struct kf_token content_length[] = {KF_TOKEN("content-length")},
+                                 upgrade[] = {KF_TOKEN("upgrade")};
+
     if (req->state == PX_REQ_CLOSED)
         return -EPIPE;
-    if (req->state != PX_REQ_HANDLER || !px_header_valid(name, value))
+    if (req->state != PX_REQ_HANDLER || !field_valid(name, nlen, value, vlen))
         return -EINVAL;
-    if (strcasecmp(name, "content-length") == 0)
-        return parse_length(value, &req->resp_length);
-    if (px_header_is_hop(name) && !(req->is_upgrade && strcasecmp(name, "upgrade") == 0))
+    if (kf_token_in(name, nlen, content_length, 1))
+        return parse_length(value, vlen, &req->resp_length);
+    if (is_hop(name, nlen) && !(req->is_upgrade && kf_token_in(name, nlen, upgrade, 1)))
         return 0;
-    return px_headers_add(req->arena, &req->resp_headers, name, strlen(name), value, strlen(value),
-                          false);
+    return px_headers_add(req->arena, &req->resp_headers, name, nlen, value, vlen, false);
+}
+
+int px_response_header(struct px_request *req, const char *name, const char *value)
+{
+    return px_response_header_n(req, name, strlen(name), value, strlen(value));
 }
 
 static int response_start(struct px_request *req, int status, bool no_body)
