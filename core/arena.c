@@ -1,5 +1,12 @@
+/*
+ * Arenas: one malloc holds the arena and its first block; more blocks are
+ * chained when it fills. Every request makes two (px_request, lb_ureq), so a
+ * freed arena that never grew goes to a small per-thread cache and the next
+ * kf_arena_new of the same size takes it back without malloc or free.
+ */
 #include "core/core.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,17 +18,80 @@ struct arena_block {
 };
 
 struct kf_arena {
-    struct arena_block *head;
+    struct arena_block *head; /* newest first; the last is first_block */
     size_t block_size;
+    struct kf_arena *next_free;     /* in the thread's cache */
+    struct arena_block first_block; /* its data follows: block_size bytes */
 };
+
+#define ARENA_CACHE_SIZES 4
+#define ARENA_CACHE_MAX   64 /* per size and thread: a worker's requests in flight */
+
+struct arena_cache {
+    size_t block_size;
+    unsigned n;
+    struct kf_arena *list;
+};
+
+static _Thread_local struct arena_cache arena_cache[ARENA_CACHE_SIZES];
+static _Thread_local bool arena_cache_registered;
+static pthread_key_t arena_cache_key;
+static pthread_once_t arena_cache_once = PTHREAD_ONCE_INIT;
+
+/* A thread's cached arenas are freed when it exits (the key's destructor). */
+static void arena_cache_drain(void *unused)
+{
+    (void)unused;
+    for (size_t i = 0; i < ARENA_CACHE_SIZES; i++) {
+        while (arena_cache[i].list) {
+            struct kf_arena *a = arena_cache[i].list;
+            arena_cache[i].list = a->next_free;
+            free(a);
+        }
+        arena_cache[i].n = 0;
+    }
+}
+
+static void arena_cache_key_create(void)
+{
+    if (pthread_key_create(&arena_cache_key, arena_cache_drain) != 0)
+        arena_cache_key = (pthread_key_t)-1;
+}
+
+static struct arena_cache *cache_for(size_t block_size, bool claim)
+{
+    for (size_t i = 0; i < ARENA_CACHE_SIZES; i++)
+        if (arena_cache[i].block_size == block_size)
+            return &arena_cache[i];
+    for (size_t i = 0; claim && i < ARENA_CACHE_SIZES; i++)
+        if (arena_cache[i].block_size == 0) {
+            arena_cache[i].block_size = block_size;
+            return &arena_cache[i];
+        }
+    return NULL;
+}
 
 struct kf_arena *kf_arena_new(size_t block_size)
 {
-    struct kf_arena *arena = calloc(1, sizeof(*arena));
+    struct arena_cache *c;
+    struct kf_arena *arena;
 
-    if (!arena)
+    block_size = block_size < 256 ? 256 : block_size;
+    c = cache_for(block_size, false);
+    if (c && c->list) {
+        arena = c->list;
+        c->list = arena->next_free;
+        c->n--;
+        arena->next_free = NULL;
+        arena->first_block.used = 0;
+        return arena;
+    }
+    if (!(arena = malloc(sizeof(*arena) + block_size)))
         return NULL;
-    arena->block_size = block_size < 256 ? 256 : block_size;
+    arena->block_size = block_size;
+    arena->next_free = NULL;
+    arena->first_block = (struct arena_block){NULL, 0, block_size};
+    arena->head = &arena->first_block;
     return arena;
 }
 
@@ -85,11 +155,29 @@ char *kf_arena_sprintf(struct kf_arena *arena, const char *fmt, ...)
 
 void kf_arena_free(struct kf_arena *arena)
 {
+    struct arena_cache *c;
+
     if (!arena)
         return;
-    for (struct arena_block *b = arena->head, *next; b; b = next) {
+    for (struct arena_block *b = arena->head, *next; b != &arena->first_block; b = next) {
         next = b->next;
         free(b);
     }
+    arena->head = &arena->first_block;
+    c = cache_for(arena->block_size, true);
+    if (c && c->n < ARENA_CACHE_MAX) {
+        if (!arena_cache_registered) {
+            pthread_once(&arena_cache_once, arena_cache_key_create);
+            if (arena_cache_key == (pthread_key_t)-1 ||
+                pthread_setspecific(arena_cache_key, arena_cache) != 0)
+                goto release;
+            arena_cache_registered = true;
+        }
+        arena->next_free = c->list;
+        c->list = arena;
+        c->n++;
+        return;
+    }
+release:
     free(arena);
 }

@@ -225,6 +225,9 @@ static int h2_submit(struct h2_conn *h, struct h2_stream *s, int status,
         if (!name)
             return -ENOMEM;
         NV(name, hdrs->v[i].value);
+        /* unique per response: indexing it would only evict the fields that repeat */
+        if (hdrs->v[i].name_len == 8 && memcmp(name, "audit-id", 8) == 0)
+            nva[n - 1].flags = NGHTTP2_NV_FLAG_NO_INDEX;
     }
     if (cl) {
         kf_u64_format(cl, (uint64_t)length);
