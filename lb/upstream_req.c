@@ -78,10 +78,11 @@ static bool is_field_value(const char *s, size_t len)
     return true;
 }
 
-static bool name_is(const struct lb_uhdr *h, const char *name)
+static bool name_is_n(const struct lb_uhdr *h, const char *name, size_t len)
 {
-    return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+    return h->name_len == len && strncasecmp(h->name, name, len) == 0;
 }
+#define name_is(h, literal) name_is_n((h), (literal), sizeof(literal) - 1)
 
 /* Trimmed, case-insensitive comparison of a whole value with word. */
 static bool value_eq(const char *v, size_t len, const char *word, size_t word_len)
@@ -114,12 +115,12 @@ static bool nominated(const struct lb_uhdr *hs, size_t n, const struct lb_uhdr *
 /* Hop-by-hop headers end at kfront: RFC 9110 7.6.1 and RFC 9113 8.2.2. */
 bool up_hop_by_hop(const struct lb_uhdr *hs, size_t n, const struct lb_uhdr *h)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-                                        "transfer-encoding", "upgrade"};
+    static const struct kf_token names[] = {KF_TOKEN("connection"), KF_TOKEN("keep-alive"),
+                                            KF_TOKEN("proxy-connection"),
+                                            KF_TOKEN("transfer-encoding"), KF_TOKEN("upgrade")};
 
-    for (size_t i = 0; i < KF_ARRAY_SIZE(names); i++)
-        if (name_is(h, names[i]))
-            return true;
+    if (kf_token_in(h->name, h->name_len, names, KF_ARRAY_SIZE(names)))
+        return true;
     if (name_is(h, "te"))
         return !value_eq(h->value, h->value_len, "trailers", 8);
     return nominated(hs, n, h);

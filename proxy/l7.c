@@ -153,26 +153,16 @@ static void on_client_close(struct px_request *preq, void *arg)
 
 /* Content-Length goes through: the body is forwarded byte for byte, and clients see the
  * apiserver's framing (an aborted upstream stream aborts the client's). */
-static bool hop_by_hop(const char *name, size_t len)
-{
-    static const char *const names[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-        "upgrade",    "te",         "trailer"};
-    for (size_t i = 0; i < KF_ARRAY_SIZE(names); i++)
-        if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
-            return true;
-    return false;
-}
-
 static void on_up_headers(struct lb_ureq *ureq, int status, const struct lb_uhdr *h, size_t n,
                           void *arg)
 {
     struct l7_req *r = arg;
 
     (void)ureq;
+    /* by reference: the fields live in ureq until it ends, after px_response_start below;
+     * hop-by-hop fields are dropped there */
     for (size_t i = 0; i < n; i++)
-        if (!hop_by_hop(h[i].name, h[i].name_len))
-            px_response_header_n(r->preq, h[i].name, h[i].name_len, h[i].value, h[i].value_len);
+        px_response_header_ref(r->preq, h[i].name, h[i].name_len, h[i].value, h[i].value_len);
     l7_set_state(r, L7_STREAMING);
     px_response_start(r->preq, status);
     r->code = status;

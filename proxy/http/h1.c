@@ -590,9 +590,14 @@ static void h1_process(struct h1_conn *h)
 
 static void h1_write_headers(struct evbuffer *out, const struct px_request *req)
 {
-    for (size_t i = 0; i < req->resp_headers.n; i++)
-        evbuffer_add_printf(out, "%s: %s\r\n", req->resp_headers.v[i].name,
-                            req->resp_headers.v[i].value);
+    for (size_t i = 0; i < req->resp_headers.n; i++) {
+        const struct px_header *f = &req->resp_headers.v[i];
+
+        evbuffer_add(out, f->name, f->name_len); /* lengths: relayed fields are not copied */
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, f->value, f->value_len);
+        evbuffer_add(out, "\r\n", 2);
+    }
     if (!px_headers_get(&req->resp_headers, "date"))
         evbuffer_add_printf(out, "Date: %s\r\n", px_http_date());
 }

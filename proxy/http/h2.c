@@ -211,23 +211,25 @@ static int h2_submit(struct h2_conn *h, struct h2_stream *s, int status,
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = data_read_cb};
     char *st = kf_arena_alloc(a, 4), *cl = length >= 0 ? kf_arena_alloc(a, 21) : NULL;
 
-#define NV(nm, val)                                                                                \
-    (nva[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), strlen(nm), strlen(val),           \
-                             NGHTTP2_NV_FLAG_NONE})
+#define NVL(nm, nlen, val, vlen, flags)                                                            \
+    (nva[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), (nlen), (vlen), (flags)})
+#define NV(nm, val) NVL(nm, strlen(nm), val, strlen(val), NGHTTP2_NV_FLAG_NONE)
     if (!nva || !st || (length >= 0 && !cl))
         return -ENOMEM;
     st[0] = (char)('0' + status / 100), st[1] = (char)('0' + status / 10 % 10);
     st[2] = (char)('0' + status % 10), st[3] = '\0'; /* px_response_start: 200..999 */
     NV(":status", st);
     for (size_t i = 0; i < hdrs->n; i++) {
-        const char *name = lower_name(a, &hdrs->v[i]);
+        const struct px_header *f = &hdrs->v[i];
+        const char *name = lower_name(a, f);
+        bool unique;
 
         if (!name)
             return -ENOMEM;
-        NV(name, hdrs->v[i].value);
         /* unique per response: indexing it would only evict the fields that repeat */
-        if (hdrs->v[i].name_len == 8 && memcmp(name, "audit-id", 8) == 0)
-            nva[n - 1].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+        unique = f->name_len == 8 && memcmp(name, "audit-id", 8) == 0;
+        NVL(name, f->name_len, f->value, f->value_len,
+            unique ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
     }
     if (cl) {
         kf_u64_format(cl, (uint64_t)length);
@@ -236,6 +238,7 @@ static int h2_submit(struct h2_conn *h, struct h2_stream *s, int status,
     if (!px_headers_get(hdrs, "date"))
         NV("date", px_http_date());
 #undef NV
+#undef NVL
     if (!no_body && !s->out && !(s->out = evbuffer_new()))
         return -ENOMEM;
     if (nghttp2_submit_response(h->ngh, s->id, nva, n, no_body ? NULL : &prd) != 0)

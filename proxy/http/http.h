@@ -409,6 +409,10 @@ int px_response_header(struct px_request *req, const char *name, const char *val
 /* The same with lengths: name and value need not be NUL-terminated (relayed fields). */
 int px_response_header_n(struct px_request *req, const char *name, size_t nlen, const char *value,
                          size_t vlen);
+/* Not copied: name and value must stay valid until px_response_start() returns (a relay's
+ * upstream fields, started right after). */
+int px_response_header_ref(struct px_request *req, const char *name, size_t nlen, const char *value,
+                           size_t vlen);
 
 /**
  * Send the status line and headers. Without a Content-Length header the body

@@ -193,7 +193,7 @@ extern const char *const px_body_state_name[];
 
 struct px_header {
     const char *name, *value;
-    size_t name_len; /* lookups compare lengths before bytes */
+    size_t name_len, value_len; /* lookups compare lengths before bytes */
 };
 
 struct px_headers {
@@ -248,6 +248,9 @@ struct px_request *px_request_new(struct px_conn *conn, size_t size, int version
 void px_request_set_state(struct px_request *req, enum px_req_state next);
 int px_headers_add(struct kf_arena *a, struct px_headers *h, const char *name, size_t nlen,
                    const char *value, size_t vlen, bool lower);
+/* Adds a field by reference (not NUL-terminated, not copied): it must outlive every use. */
+int px_headers_add_ref(struct kf_arena *a, struct px_headers *h, const char *name, size_t nlen,
+                       const char *value, size_t vlen);
 const char *px_headers_get(const struct px_headers *h, const char *name);
 /* Split a request-target into path and raw query (arena copies). */
 int px_request_set_target(struct px_request *req, const char *target, size_t len);

@@ -143,31 +143,48 @@ void px_request_check_drain(struct px_request *req)
 
 /* ---- headers ---------------------------------------------------------------- */
 
-int px_headers_add(struct kf_arena *a, struct px_headers *h, const char *name, size_t nlen,
-                   const char *value, size_t vlen, bool lower)
+static struct px_header *headers_next(struct kf_arena *a, struct px_headers *h)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 16;
         struct px_header *v = kf_arena_alloc(a, cap * sizeof(*v));
 
         if (!v)
-            return -ENOMEM;
+            return NULL;
         if (h->n)
             memcpy(v, h->v, h->n * sizeof(*v));
         h->v = v;
         h->cap = cap;
     }
+    return &h->v[h->n];
+}
+
+int px_headers_add(struct kf_arena *a, struct px_headers *h, const char *name, size_t nlen,
+                   const char *value, size_t vlen, bool lower)
+{
+    struct px_header *f = headers_next(a, h);
     char *n = kf_arena_strndup(a, name, nlen);
     char *val = kf_arena_strndup(a, value, vlen);
 
-    if (!n || !val)
+    if (!f || !n || !val)
         return -ENOMEM;
     for (char *p = n; lower && *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
-    h->v[h->n].name = n;
-    h->v[h->n].value = val;
-    h->v[h->n].name_len = strlen(n); /* what lookups see: a decoded %00 ends the name */
+    /* what lookups see: a decoded %00 ends the name */
+    *f = (struct px_header){n, val, strlen(n), strlen(val)};
+    h->n++;
+    return 0;
+}
+
+int px_headers_add_ref(struct kf_arena *a, struct px_headers *h, const char *name, size_t nlen,
+                       const char *value, size_t vlen)
+{
+    struct px_header *f = headers_next(a, h);
+
+    if (!f)
+        return -ENOMEM;
+    *f = (struct px_header){name, value, nlen, vlen};
     h->n++;
     return 0;
 }

@@ -185,8 +185,8 @@ static int parse_length(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
-int px_response_header_n(struct px_request *req, const char *name, size_t nlen, const char *value,
-                         size_t vlen)
+static int response_field(struct px_request *req, const char *name, size_t nlen, const char *value,
+                          size_t vlen, bool copy)
 {
     static const struct kf_token content_length[] = {KF_TOKEN("content-length")},
                                  upgrade[] = {KF_TOKEN("upgrade")};
@@ -199,12 +199,26 @@ int px_response_header_n(struct px_request *req, const char *name, size_t nlen, 
         return parse_length(value, vlen, &req->resp_length);
     if (is_hop(name, nlen) && !(req->is_upgrade && kf_token_in(name, nlen, upgrade, 1)))
         return 0;
+    if (!copy)
+        return px_headers_add_ref(req->arena, &req->resp_headers, name, nlen, value, vlen);
     return px_headers_add(req->arena, &req->resp_headers, name, nlen, value, vlen, false);
+}
+
+int px_response_header_n(struct px_request *req, const char *name, size_t nlen, const char *value,
+                         size_t vlen)
+{
+    return response_field(req, name, nlen, value, vlen, true);
+}
+
+int px_response_header_ref(struct px_request *req, const char *name, size_t nlen, const char *value,
+                           size_t vlen)
+{
+    return response_field(req, name, nlen, value, vlen, false);
 }
 
 int px_response_header(struct px_request *req, const char *name, const char *value)
 {
-    return px_response_header_n(req, name, strlen(name), value, strlen(value));
+    return response_field(req, name, strlen(name), value, strlen(value), true);
 }
 
 static int response_start(struct px_request *req, int status, bool no_body)
