@@ -133,14 +133,17 @@ static void kick_cb(evutil_socket_t fd KF_UNUSED, short what KF_UNUSED, void *ar
 {
     struct up_conn *c = arg;
 
+    c->kick_queued = false;
     if (c->state != UP_CONN_CLOSED && c->ops)
         c->ops->flush(c);
 }
 
 void up_conn_kick(struct up_conn *c)
 {
-    if (c->state != UP_CONN_CLOSED)
+    if (c->state != UP_CONN_CLOSED && !c->kick_queued) {
+        c->kick_queued = true;
         event_active(c->kick, EV_TIMEOUT, 1);
+    }
 }
 
 /* A failure found synchronously is reported from the loop, never to the caller's stack. */
@@ -459,6 +462,7 @@ static void retire(struct up_conn *c)
     event_del(c->io);
     evtimer_del(c->timer);
     event_del(c->kick);
+    c->kick_queued = false;
     if (c->bev) {
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
         bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);

@@ -89,6 +89,7 @@ struct up_conn {
     struct event *io;    /* CONNECTING: writable */
     struct event *timer; /* connect deadline, protocol ticks, idle timeout */
     struct event *kick;  /* deferred ops->flush */
+    bool kick_queued;    /* kick is active: more kicks this iteration are one */
     struct kf_list reqs; /* attached struct lb_ureq */
     size_t n_reqs;
     int pending_error; /* a synchronous failure, reported from the timer */

@@ -414,20 +414,36 @@ size_t px_conn_out_len(const struct px_conn *c)
 
 void px_conn_kick(struct px_conn *c)
 {
-    if (c->kick)
+    if (c->kick && !c->kick_queued) {
+        c->kick_queued = true;
         event_active(c->kick, EV_TIMEOUT, 0);
+    }
+}
+
+static void conn_timer_schedule(struct px_conn *c, uint64_t now, uint64_t at)
+{
+    uint64_t us = at > now ? at - now : 0;
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+
+    c->timer_fires_us = at;
+    evtimer_add(c->timer, &tv);
 }
 
 void px_conn_timer(struct px_conn *c, unsigned ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    uint64_t now, at;
 
     if (!c->timer)
         return;
-    if (ms)
-        evtimer_add(c->timer, &tv);
-    else
-        evtimer_del(c->timer);
+    if (!ms) {
+        c->timer_deadline_us = 0; /* a pending event finds nothing to do */
+        return;
+    }
+    now = kf_now_us();
+    at = now + (uint64_t)ms * 1000;
+    c->timer_deadline_us = at;
+    if (!c->timer_fires_us || c->timer_fires_us > at)
+        conn_timer_schedule(c, now, at);
 }
 
 static void linger_start(struct px_conn *c)
@@ -488,6 +504,7 @@ static void conn_kick_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    c->kick_queued = false; /* kicks from on_kick run on the next iteration */
     px_conn_hold(c);
     if (px_conn_open(c))
         c->ops->on_kick(c);
@@ -497,9 +514,18 @@ static void conn_kick_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct px_conn *c = arg;
+    uint64_t now = kf_now_us();
 
     (void)fd;
     (void)what;
+    c->timer_fires_us = 0;
+    if (!c->timer_deadline_us)
+        return; /* disarmed since */
+    if (c->timer_deadline_us > now) {
+        conn_timer_schedule(c, now, c->timer_deadline_us); /* moved later since */
+        return;
+    }
+    c->timer_deadline_us = 0;
     px_conn_hold(c);
     if (c->state == PX_CONN_LINGER || c->state == PX_CONN_FLUSHING)
         px_conn_close(c, "linger done");

@@ -117,6 +117,11 @@ struct px_conn {
     struct bufferevent *bev;
     struct event *timer; /* protocol timeouts; linger */
     struct event *kick;  /* run ops->on_kick on the next loop iteration */
+    /* The timer is lazy: moving the deadline later only records it, and the event, when it
+     * fires early, re-arms for the rest (a timer reset per response cost an event_add). */
+    uint64_t timer_deadline_us; /* 0: disarmed */
+    uint64_t timer_fires_us;    /* when the pending event fires; 0: not pending */
+    bool kick_queued;           /* kick is active: more kicks this iteration are one */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     bool tls;
