@@ -113,23 +113,34 @@ fi
 cpu_ticks() { # utime+stime of a proxy, in clock ticks (100/s)
   awk '{ print $14 + $15 }' /proc/$(head -1 $W/$1.pid)/stat
 }
-if [ -n "${SYSCALLS:-}" ]; then  # SYSCALLS=1: system calls per request, each proxy under load
+if [ -n "${COST:-}${SYSCALLS:-}" ]; then
+  # COST=1: CPU time per request (user+system) of each proxy, of kube-sim behind it and of
+  # h2load, medians of ROUNDS; less noisy than requests/s on a shared machine.
+  # SYSCALLS=1 adds an strace count of each proxy's system calls per request.
+  per() { echo "($2 - $1) * 10000 / $N" | bc -l; }
+  for _ in $(seq "$ROUNDS"); do
+    for who in haproxy kfront; do
+      port=$HA; [ $who = kfront ] && port=$KF
+      p0=$(cpu_ticks $who); s0=$(cpu_ticks sim)
+      H2TIME="/usr/bin/time -o $W/h2.time -f %U+%S" run_h2load $port > /dev/null
+      p1=$(cpu_ticks $who); s1=$(cpu_ticks sim)
+      echo "$(per $p0 $p1) $(per $s0 $s1) $(echo "($(cat $W/h2.time)) * 1000000 / $N" | bc -l)" >> $W/cost.$who
+    done
+  done
+  echo "CPU per request (us, user+system), medians of $ROUNDS rounds of $N requests"
+  printf "%-10s %8s %12s %8s %8s\n" proxy proxy "kube-sim" h2load total
+  for who in haproxy kfront; do
+    pr=$(cut -d' ' -f1 $W/cost.$who | median); sr=$(cut -d' ' -f2 $W/cost.$who | median)
+    hr=$(cut -d' ' -f3 $W/cost.$who | median)
+    printf "%-10s %8.1f %12.1f %8.1f %8.1f\n" $who $pr $sr $hr "$(echo "$pr + $sr + $hr" | bc -l)"
+  done
+  [ -n "${SYSCALLS:-}" ] || exit 0
   for who in haproxy kfront; do
     port=$HA; [ $who = kfront ] && port=$KF
-    cpu0=$(cpu_ticks $who); sim0=$(cpu_ticks sim); idle0=$(awk '/^cpu /{print $5}' /proc/stat)
-    H2TIME="/usr/bin/time -o $W/h2.time -f %U+%S" run_h2load $port > /dev/null
-    cpu1=$(cpu_ticks $who); sim1=$(cpu_ticks sim); idle1=$(awk '/^cpu /{print $5}' /proc/stat)
-    echo "$who: idle CPU during the run $((idle1 - idle0)) ticks, $(grep -o 'finished in [^,]*' $W/h2.out)"
-    per() { echo "($2 - $1) * 10000 / $N" | bc -l | xargs printf %.1f; }
-    echo "$who: CPU per request $(per $cpu0 $cpu1) us, kube-sim's behind it $(per $sim0 $sim1) us (user+system)"
-    for t in /proc/$(head -1 $W/$who.pid)/task/* /proc/$(cat $W/sim.pid)/task/*; do
-      echo "  thread $(cat $t/comm) $(awk '{ print $14 + $15 }' $t/stat) ticks"; done
-    echo "  h2load's: $(echo "($(cat $W/h2.time)) * 1000000 / $N" | bc -l | xargs printf %.1f) us"
     strace -c -f -p "$(head -1 $W/$who.pid)" -o $W/$who.strace & st=$!
     sleep 0.5; run_h2load $port > /dev/null; kill -INT $st; wait $st 2>/dev/null || true
-    echo "$who: system calls per request (N=$N)"
-    awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { c = $4; name = $NF; if (c / n >= 0.05) printf "  %-16s %6.2f\n", name, c / n }
-                   $NF == "total" { printf "  %-16s %6.2f\n", "total", $3 / n }' $W/$who.strace
+    echo "$who: system calls per request"
+    awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { if ($4 / n >= 0.05) printf "  %-16s %6.2f\n", $NF, $4 / n }' $W/$who.strace
   done
   exit 0
 fi

@@ -240,7 +240,7 @@ int up_req_new(struct lb_upstream *up, struct lb_pool *pool, const struct lb_ure
     if (!spec || !cbs || !cbs->on_headers || !cbs->on_data || !cbs->on_end || !pool)
         return -EINVAL;
     req = calloc(1, sizeof(*req));
-    if (!req || !(req->arena = kf_arena_new(1024)))
+    if (!req || !(req->arena = kf_arena_new(4096))) /* fields both ways fit one block */
         goto fail;
     kf_list_init(&req->link);
     req->up = up;
@@ -270,7 +270,6 @@ void up_req_free(struct lb_ureq *req)
     if (req->body_buf)
         evbuffer_free(req->body_buf);
     kf_arena_free(req->arena);
-    free(req->resp);
     free(req);
 }
 
@@ -292,9 +291,11 @@ int up_req_add_header(struct lb_ureq *req, const char *name, size_t name_len, co
         struct lb_uhdr *grown;
         if (cap > MAX_RESP_HEADERS)
             return -E2BIG;
-        grown = realloc(req->resp, cap * sizeof(*grown));
+        grown = kf_arena_alloc(req->arena, cap * sizeof(*grown)); /* dies with the request */
         if (!grown)
             return -ENOMEM;
+        if (req->n_resp)
+            memcpy(grown, req->resp, req->n_resp * sizeof(*grown));
         req->resp = grown;
         req->cap_resp = cap;
     }
