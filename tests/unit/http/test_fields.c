@@ -50,3 +50,12 @@ Test(fields, hop_by_hop_names_ignore_case)
     cr_assert(!px_header_is_hop("tea"));
     cr_assert(!px_header_is_hop("content-type"));
 }
+
+Test(fields, tchar_is_exactly_rfc9110s_set)
+{
+    for (int c = 0; c < 256; c++) {
+        bool want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    (c && strchr("!#$%&'*+-.^_`|~", c));
+        cr_assert_eq(px_is_tchar((unsigned char)c), want, "byte 0x%02x", c);
+    }
+}
