@@ -118,6 +118,26 @@ const char *kf_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 /** Write code point cp (at most U+10FFFF) as UTF-8 into out (room for 4); returns bytes. */
 size_t kf_utf8_encode(char *out, uint32_t cp);
 
+/* A literal and its length, for case-insensitive membership tests (header names). */
+struct kf_token {
+    const char *s;
+    size_t len;
+};
+#define KF_TOKEN(lit)                                                                              \
+    {                                                                                              \
+        (lit), sizeof(lit) - 1                                                                     \
+    }
+
+/* Whether s (len bytes) equals one of list[0..n), ignoring ASCII case. */
+bool kf_token_in(const char *s, size_t len, const struct kf_token *list, size_t n);
+
+/* v in decimal into out (at least 21 bytes), NUL-terminated; returns the digits written. */
+size_t kf_u64_format(char *out, uint64_t v);
+
+/* Copies src into dst of size bytes, truncating, always NUL-terminated (size > 0); returns
+ * strlen(src), so a result >= size means truncation. */
+size_t kf_strlcpy(char *dst, const char *src, size_t size);
+
 /* ---- arena: memory that belongs to one scope and dies with it ---------------- */
 
 struct kf_arena;
@@ -153,26 +173,6 @@ void *kf_map_remove(struct kf_map *m, const char *key);
 void kf_map_free(struct kf_map *m, void (*free_value)(void *));
 
 /* ---- bufferevents ------------------------------------------------------------------- */
-
-/* A literal and its length, for case-insensitive membership tests (header names). */
-struct kf_token {
-    const char *s;
-    size_t len;
-};
-#define KF_TOKEN(lit)                                                                              \
-    {                                                                                              \
-        (lit), sizeof(lit) - 1                                                                     \
-    }
-
-/* Whether s (len bytes) equals one of list[0..n), ignoring ASCII case. */
-bool kf_token_in(const char *s, size_t len, const struct kf_token *list, size_t n);
-
-/* v in decimal into out (at least 21 bytes), NUL-terminated; returns the digits written. */
-size_t kf_u64_format(char *out, uint64_t v);
-
-/* Copies src into dst of size bytes, truncating, always NUL-terminated (size > 0); returns
- * strlen(src), so a result >= size means truncation. */
-size_t kf_strlcpy(char *dst, const char *src, size_t size);
 
 struct bufferevent;
 /**

@@ -233,7 +233,7 @@ struct px_request {
     unsigned holds; /* callbacks running on it: not freed before they return */
 
     /* response */
-    struct px_headers resp_headers;
+    struct px_headers resp_headers; /* relayed ones by reference: use the lengths */
     int status;
     int64_t resp_length; /* Content-Length set by the handler, or -1 */
     uint64_t resp_sent;  /* body bytes accepted from the handler */
