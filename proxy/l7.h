@@ -28,6 +28,8 @@ void px_l7_upgrade(struct px_worker *w, const struct px_binding *b, struct px_re
 void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
                       const struct px_reqinfo *info, const struct px_user *reviewed);
 
+/** Does the client ask to act as someone else (any Impersonate-* header the apiserver reads)? */
+bool px_l7_impersonation_requested(struct px_request *preq);
 /** Impersonate mode, and the client asks to act as someone else (l7_impersonate.c)? */
 bool px_l7_wants_impersonation(struct px_worker *w, struct px_request *preq);
 /**

@@ -66,8 +66,8 @@ static void on_reviewed(enum px_authz_result res, void *arg)
     a->wait = NULL;
     if (res == PX_AUTHZ_UNAUTHENTICATED) {
         authn_set_state(a, AUTHN_ANSWERED);
+        px_l7_count(w, &info, 401, 0); /* before the last byte goes out */
         px_authz_reply(preq, &info, &a->decision);
-        px_l7_count(w, &info, 401, 0);
     } else if (res == PX_AUTHZ_ERROR && impersonate) {
         authn_set_state(a, AUTHN_ANSWERED);
         px_l7_reject(a->worker, preq, &a->info, 503, "ServiceUnavailable",
@@ -108,8 +108,8 @@ void px_l7_forward(struct px_worker *w, struct px_frontend *fe, struct px_reques
     if (refused_anonymous(w, preq)) {
         struct px_authz_decision d = {.result = PX_AUTHZ_UNAUTHENTICATED};
         struct px_reqinfo copy = *info;
-        px_authz_reply(preq, &copy, &d);
         px_l7_count(w, &copy, 401, 0);
+        px_authz_reply(preq, &copy, &d);
         return;
     }
     if (b && b->pool && px_l7_wants_impersonation(w, preq)) {

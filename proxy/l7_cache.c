@@ -629,7 +629,7 @@ bool px_l7_cache_try(struct px_worker *w, struct px_frontend *fe, struct px_requ
     /* a client acting as someone else is judged by the apiserver (or l7_impersonate.c) */
     if (!c || !ok || !info->is_resource || strchr(info->resource, '/') ||
         strcmp(px_request_method(preq), "GET") != 0 || px_request_is_upgrade(preq) ||
-        px_request_header(preq, "impersonate-user"))
+        px_l7_impersonation_requested(preq))
         return false;
     fmt = format_of(preq);
     if (fmt < 0)

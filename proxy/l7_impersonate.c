@@ -3,15 +3,18 @@
  * -Extra-*) through kfront in impersonate mode. kfront's own impersonation
  * already speaks for the client and the apiserver honours one level only, so
  * kfront asks what the apiserver would have asked: may this client
- * impersonate each of them (SubjectAccessReviews, verb impersonate, on
- * users/NAME, groups/NAME, uids/UID and userextras/KEY: VALUE, cached like
- * every review), and then impersonates the requested identity itself. The
- * first attribute refused gets the apiserver's 403. In front-proxy mode the
+ * impersonate each of them (SubjectAccessReviews, verb impersonate, cached
+ * like every review, in the apiserver's order: users/NAME, or serviceaccounts
+ * NAME in namespace NS for system:serviceaccount:NS:NAME; groups/NAME;
+ * userextras/KEY named VALUE; uids/UID), and then impersonates the requested
+ * identity itself. The first attribute refused gets the apiserver's 403;
+ * groups, extras or a uid without a user its 500. In front-proxy mode the
  * headers go through and the apiserver does this itself.
  *
  * States: CHECKING (one review at a time) -> FORWARDED | ANSWERED, or GONE
  * when the client leaves.
  */
+#include "cache/codec/codec.h"
 #include "proxy/authz.h"
 #include "proxy/l7.h"
 #include "proxy/l7_cache.h"
@@ -51,10 +54,31 @@ static void imp_set_state(struct l7_impersonation *m, enum imp_state next)
     m->state = next;
 }
 
+/* As the apiserver reads them: an empty Impersonate-User or -Uid asks for nothing. */
+static bool asks(const char *name, const char *value)
+{
+    if (strncasecmp(name, "impersonate-", 12) != 0)
+        return false;
+    name += 12;
+    if (strcasecmp(name, "user") == 0 || strcasecmp(name, "uid") == 0)
+        return value[0] != '\0';
+    return strcasecmp(name, "group") == 0 || strncasecmp(name, "extra-", 6) == 0;
+}
+
+bool px_l7_impersonation_requested(struct px_request *preq)
+{
+    const char *name, *value;
+
+    for (size_t i = 0; px_request_header_at(preq, i, &name, &value); i++)
+        if (asks(name, value))
+            return true;
+    return false;
+}
+
 bool px_l7_wants_impersonation(struct px_worker *w, struct px_request *preq)
 {
     return w && w->gen && w->gen->cfg->identity.mode == CONFIG_IDENTITY_IMPERSONATE &&
-           px_request_header(preq, "impersonate-user") != NULL;
+           px_l7_impersonation_requested(preq);
 }
 
 /* "%2F" -> "/", lower case, as the apiserver reads an extra key from a header name. */
@@ -108,6 +132,10 @@ static void read_request(struct l7_impersonation *m)
                              .uid = px_request_header(m->preq, "impersonate-uid"),
                              .groups = m->groups,
                              .extra = m->extra};
+    if (m->as.name && !m->as.name[0])
+        m->as.name = NULL;
+    if (m->as.uid && !m->as.uid[0])
+        m->as.uid = NULL;
     for (size_t i = 0; px_request_header_at(m->preq, i, &name, &value); i++) {
         if (strcasecmp(name, "impersonate-group") == 0 && m->as.n_groups < MAX_GROUPS)
             m->groups[m->as.n_groups++] = value;
@@ -116,46 +144,110 @@ static void read_request(struct l7_impersonation *m)
     }
 }
 
-static void set_check(struct px_reqinfo *c, const char *group, const char *resource,
+static void set_check(struct px_reqinfo *c, const char *group, const char *resource, const char *ns,
                       const char *name)
 {
     memset(c, 0, sizeof(*c));
     c->is_resource = true;
-    snprintf(c->verb, sizeof(c->verb), "impersonate");
-    snprintf(c->api_group, sizeof(c->api_group), "%s", group);
-    snprintf(c->api_version, sizeof(c->api_version), "v1");
-    snprintf(c->resource, sizeof(c->resource), "%s", resource);
-    snprintf(c->name, sizeof(c->name), "%s", name ? name : "");
+    kf_strlcpy(c->verb, "impersonate", sizeof(c->verb));
+    kf_strlcpy(c->api_group, group, sizeof(c->api_group));
+    /* the apiserver's references carry a version for authentication.k8s.io kinds only */
+    kf_strlcpy(c->api_version, group[0] ? "v1" : "", sizeof(c->api_version));
+    kf_strlcpy(c->resource, resource, sizeof(c->resource));
+    kf_strlcpy(c->namespace_, ns ? ns : "", sizeof(c->namespace_));
+    kf_strlcpy(c->name, name ? name : "", sizeof(c->name));
+}
+
+/* serviceaccount.SplitUsername: system:serviceaccount:NS:NAME, NS a DNS label, NAME a
+ * DNS subdomain. */
+static bool service_account(const char *user, char *ns, size_t ns_size, const char **name)
+{
+    static const char prefix[] = "system:serviceaccount:";
+    const char *rest = user + sizeof(prefix) - 1, *colon;
+    size_t ns_len;
+
+    if (strncmp(user, prefix, sizeof(prefix) - 1) != 0 || !(colon = strchr(rest, ':')) ||
+        strchr(colon + 1, ':'))
+        return false;
+    ns_len = (size_t)(colon - rest);
+    if (ns_len > 63 || ns_len >= ns_size || memchr(rest, '.', ns_len) ||
+        !codec_dns_subdomain_ok(rest, ns_len) || strlen(colon + 1) > 253 ||
+        !codec_dns_subdomain_ok(colon + 1, strlen(colon + 1)))
+        return false;
+    memcpy(ns, rest, ns_len);
+    ns[ns_len] = '\0';
+    *name = colon + 1;
+    return true;
 }
 
 /* The attribute reviewed at step, in the apiserver's order; false once all are done. */
 static bool check_at(const struct l7_impersonation *m, size_t step, struct px_reqinfo *c)
 {
-    char sub[96];
+    char sub[96], ns[64];
+    const char *sa_name;
 
     if (step == 0) {
-        set_check(c, "", "users", m->as.name);
+        if (service_account(m->as.name, ns, sizeof(ns), &sa_name))
+            set_check(c, "", "serviceaccounts", ns, sa_name);
+        else
+            set_check(c, "", "users", NULL, m->as.name);
         return true;
     }
     if (--step < m->as.n_groups) {
-        set_check(c, "", "groups", m->as.groups[step]);
+        set_check(c, "", "groups", NULL, m->as.groups[step]);
         return true;
     }
     step -= m->as.n_groups;
-    if (m->as.uid && step-- == 0) {
-        set_check(c, "authentication.k8s.io", "uids", m->as.uid);
-        return true;
-    }
     for (size_t i = 0; i < m->as.n_extra; i++) {
         if (step >= m->extra[i].n_values) {
             step -= m->extra[i].n_values;
             continue;
         }
         snprintf(sub, sizeof(sub), "userextras/%s", m->extra[i].key);
-        set_check(c, "authentication.k8s.io", sub, m->extra[i].values[step]);
+        set_check(c, "authentication.k8s.io", sub, NULL, m->extra[i].values[step]);
+        return true;
+    }
+    if (m->as.uid && step == 0) {
+        set_check(c, "authentication.k8s.io", "uids", NULL, m->as.uid);
         return true;
     }
     return false;
+}
+
+/*
+ * Groups, extras or a uid without a user: the apiserver's buildImpersonationRequests error,
+ * its requests printed as Go prints v1.ObjectReference values (Kind Namespace Name UID
+ * APIVersion ResourceVersion FieldPath).
+ */
+static void reply_without_user(struct l7_impersonation *m)
+{
+    const char *av = "authentication.k8s.io/v1";
+    struct kf_arena *a = px_request_arena(m->preq);
+    struct codec_buf msg, body;
+    const char *sep = "";
+
+    codec_buf_init(&msg);
+    codec_buf_init(&body);
+    codec_buf_puts(&msg, "requested [");
+    for (size_t i = 0; i < m->as.n_groups; i++, sep = " ")
+        codec_buf_puts(&msg, kf_arena_sprintf(a, "%s{Group  %s    }", sep, m->as.groups[i]));
+    for (size_t i = 0; i < m->as.n_extra; i++)
+        for (size_t v = 0; v < m->extra[i].n_values; v++, sep = " ")
+            codec_buf_puts(&msg, kf_arena_sprintf(a, "%s{UserExtra  %s  %s  %s}", sep,
+                                                  m->extra[i].values[v], av, m->extra[i].key));
+    if (m->as.uid)
+        codec_buf_puts(&msg, kf_arena_sprintf(a, "%s{UID  %s  %s  }", sep, m->as.uid, av));
+    codec_buf_puts(&msg, "] without impersonating a user");
+    codec_buf_append(&msg, "", 1);
+    if (msg.err || codec_internal_error_text(&body, px_request_path(m->preq), msg.data) != 0) {
+        px_l7_reject(m->worker, m->preq, &m->info, 503, "ServiceUnavailable", "out of memory");
+    } else {
+        px_l7_count(m->worker, &m->info, 500, 0); /* before the last byte goes out */
+        px_response_header(m->preq, "X-Content-Type-Options", "nosniff");
+        px_response_simple(m->preq, 500, "text/plain; charset=utf-8", body.data, body.len);
+    }
+    codec_buf_free(&msg);
+    codec_buf_free(&body);
 }
 
 /* A review is decided: true to go on; otherwise the client was answered. */
@@ -173,8 +265,8 @@ static bool check_passed(struct l7_impersonation *m, enum px_authz_result res)
                      "kfront could not review the impersonation");
         return false;
     }
-    px_authz_reply(m->preq, &check, &m->decision);
     px_l7_count(w, &info, res == PX_AUTHZ_DENY ? 403 : 401, 0);
+    px_authz_reply(m->preq, &check, &m->decision);
     return false;
 }
 
@@ -234,6 +326,11 @@ void px_l7_impersonate(struct px_worker *w, struct px_frontend *fe, struct px_re
     *m = (struct l7_impersonation){
         .state = IMP_CHECKING, .worker = w, .fe = fe, .preq = preq, .info = *info};
     read_request(m);
+    if (!m->as.name) {
+        m->state = IMP_ANSWERED;
+        reply_without_user(m);
+        return;
+    }
     px_request_on_close(preq, on_client_gone, m);
     next_check(m);
 }

@@ -290,6 +290,19 @@ int codec_status_pb(struct codec_buf *out, const struct codec_status *st);
 void codec_status_expired(struct codec_status *st, char *msgbuf, size_t size, uint64_t requested,
                           uint64_t oldest);
 
+/**
+ * Append the text body of the apiserver's responsewriters.InternalError: "Internal Server
+ * Error: %q: MESSAGE\n" with the request URI quoted as Go's %q does and & < > of the whole
+ * line HTML-escaped. Sent as 500, text/plain; charset=utf-8.
+ */
+int codec_internal_error_text(struct codec_buf *out, const char *request_uri, const char *message);
+
+/** Append s quoted as Go's %q (strconv.Quote) does. */
+void codec_go_quote(struct codec_buf *b, const char *s, size_t len);
+/** A lowercase RFC 1123 subdomain: [a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*
+ */
+bool codec_dns_subdomain_ok(const char *s, size_t n);
+
 /** metav1.ListMeta of a list response; NULL continue and remaining < 0 are omitted. */
 struct codec_list_meta {
     const char *resource_version;
@@ -387,7 +400,8 @@ int codec_list_parse_json(const char *json, size_t len, struct codec_list_page *
 int codec_list_parse_pb(const void *buf, size_t len, struct codec_list_page *page,
                         codec_list_item_cb cb, void *arg);
 
-/** The code of a Status object (JSON, or enveloped protobuf); 0 when it has none or is malformed. */
+/** The code of a Status object (JSON, or enveloped protobuf); 0 when it has none or is malformed.
+ */
 int codec_status_code_json(const char *json, size_t len);
 int codec_status_code_pb(const void *buf, size_t len);
 

@@ -110,7 +110,7 @@ static const char *convert_label(enum codec_kind kind, const char *label, char *
             return "metadata.namespace";
         struct codec_buf q;
         codec_buf_init(&q);
-        go_quote(&q, label, strlen(label));
+        codec_go_quote(&q, label, strlen(label));
         codec_buf_append(&q, "", 1);
         put_err(errbuf, errlen, q.err ? "?" : q.data,
                 " is not a known field selector: only \"metadata.name\", \"metadata.namespace\"",

@@ -133,8 +133,6 @@ struct kind_fields {
 bool label_key_errors(const char *key, struct codec_buf *b);
 /* Same for a label value. */
 bool label_value_errors(const char *value, struct codec_buf *b);
-/* Append s quoted as Go's %q does. */
-void go_quote(struct codec_buf *b, const char *s, size_t len);
 
 /* Rules for a type; never NULL (unknown types get the default). */
 const struct kind_fields *kind_fields(enum codec_kind k);

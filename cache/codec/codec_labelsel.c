@@ -153,7 +153,7 @@ static void field_error(struct codec_buf *b, const char *path, const char *v, co
 {
     codec_buf_puts(b, path);
     codec_buf_puts(b, ": Invalid value: ");
-    go_quote(b, v, strlen(v));
+    codec_go_quote(b, v, strlen(v));
     codec_buf_puts(b, ": ");
     codec_buf_append(b, detail, dlen);
 }

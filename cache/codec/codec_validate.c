@@ -42,7 +42,7 @@ static bool label_name_ok(const char *s, size_t n)
 }
 
 /* [a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)* */
-static bool dns_subdomain_ok(const char *s, size_t n)
+bool codec_dns_subdomain_ok(const char *s, size_t n)
 {
     size_t start = 0;
     for (size_t i = 0; i <= n; i++) {
@@ -95,7 +95,7 @@ bool label_key_errors(const char *key, struct codec_buf *b)
         } else {
             if (pl > 253)
                 add(b, "prefix part must be no more than 253 bytes");
-            if (!dns_subdomain_ok(key, pl))
+            if (!codec_dns_subdomain_ok(key, pl))
                 add(b, "prefix part " DNS_SUB_MSG);
         }
     }
@@ -146,10 +146,43 @@ static void quote_rune(struct codec_buf *b, const unsigned char *s, size_t *i, s
     *i += 1;
 }
 
-void go_quote(struct codec_buf *b, const char *s, size_t len)
+void codec_go_quote(struct codec_buf *b, const char *s, size_t len)
 {
     codec_buf_append(b, "\"", 1);
     for (size_t i = 0; i < len;)
         quote_rune(b, (const unsigned char *)s, &i, len);
     codec_buf_append(b, "\"", 1);
+}
+
+/* The apiserver's sanitizer: strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;"). */
+static int html_escape(struct codec_buf *out, const char *s, size_t n)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *with = s[i] == '&'   ? "&amp;"
+                           : s[i] == '<' ? "&lt;"
+                           : s[i] == '>' ? "&gt;"
+                                         : NULL;
+        rc = with ? codec_buf_puts(out, with) : codec_buf_append(out, s + i, 1);
+    }
+    return rc;
+}
+
+int codec_internal_error_text(struct codec_buf *out, const char *request_uri, const char *message)
+{
+    struct codec_buf line;
+    int rc;
+
+    codec_buf_init(&line);
+    codec_buf_puts(&line, "Internal Server Error: ");
+    codec_go_quote(&line, request_uri, strlen(request_uri));
+    codec_buf_puts(&line, ": ");
+    rc = codec_buf_puts(&line, message);
+    if (rc == 0)
+        rc = html_escape(out, line.data, line.len);
+    if (rc == 0)
+        rc = codec_buf_append(out, "\n", 1);
+    codec_buf_free(&line);
+    return rc;
 }

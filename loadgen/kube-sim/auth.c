@@ -13,6 +13,7 @@
  *   allow (user=NAME|group=NAME) verbs=V,..|* resources=R,..|* [namespaces=N,..|*] [names=X,..]
  *   allow-path (user=NAME|group=NAME) paths=/p,..|* [verbs=get,..]
  */
+#include "cache/codec/codec.h"
 #include "loadgen/kube-sim/kube_sim.h"
 #include "proxy/http/http.h"
 
@@ -395,54 +396,158 @@ static bool authenticate_direct(struct ks_req *r)
 }
 
 /*
- * Impersonate-User / -Group / -Uid / -Extra-KEY: the authenticated user must be allowed the
- * impersonate verb on each users/NAME, groups/NAME, uids/UID and userextras/KEY it asks for
- * (system:masters is).
+ * Impersonate-User / -Group / -Extra-KEY / -Uid, as the apiserver's WithImpersonation filter
+ * handles them: the authenticated user must be allowed the impersonate verb on each thing
+ * asked for, in this order: the user (serviceaccounts NAME in namespace NS for
+ * system:serviceaccount:NS:NAME, else users NAME), each group, each extra value
+ * (userextras/KEY), the uid. Groups, extras or a uid without a user is the apiserver's 500.
  */
-static bool may_impersonate(struct ks_req *r, const char *group, const char *resource,
-                            const char *name)
+static bool may_impersonate(struct ks_req *r, const struct ks_attrs *a)
 {
-    struct ks_attrs a = {.verb = "impersonate", .group = group, .resource = resource, .name = name};
     const char *reason;
 
-    if (ks_authorize(r->user.name, r->user.groups, r->user.n_groups, &a, &reason) == KS_ALLOW)
+    if (ks_authorize(r->user.name, r->user.groups, r->user.n_groups, a, &reason) == KS_ALLOW)
         return true;
-    ks_reply_forbidden(r, &a, reason);
+    ks_reply_forbidden(r, a, reason);
     return false;
+}
+
+/* serviceaccount.SplitUsername: "system:serviceaccount:NS:NAME" with a valid NS and NAME. */
+static bool service_account(struct kf_arena *a, const char *user, const char **ns,
+                            const char **name)
+{
+    static const char prefix[] = "system:serviceaccount:";
+    const char *rest = user, *colon;
+
+    if (strncmp(user, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    rest += sizeof(prefix) - 1;
+    colon = strchr(rest, ':');
+    if (!colon || strchr(colon + 1, ':') || colon - rest > 63 ||
+        memchr(rest, '.', (size_t)(colon - rest)) ||
+        !codec_dns_subdomain_ok(rest, (size_t)(colon - rest)) || strlen(colon + 1) > 253 ||
+        !codec_dns_subdomain_ok(colon + 1, strlen(colon + 1)))
+        return false;
+    *ns = kf_arena_strndup(a, rest, (size_t)(colon - rest));
+    *name = colon + 1;
+    return *ns != NULL;
+}
+
+/*
+ * responsewriters.InternalError for "requested [...] without impersonating a user": the
+ * requests print as Go prints v1.ObjectReference values (Kind Namespace Name UID APIVersion
+ * ResourceVersion FieldPath).
+ */
+static void reply_without_user(struct ks_req *r, const struct ks_user *as)
+{
+    const char *av = "authentication.k8s.io/v1";
+    struct codec_buf body;
+    struct ks_sb m;
+
+    ks_sb_init(&m, 256);
+    ks_sb_adds(&m, "requested [");
+    for (size_t i = 0; i < as->n_groups; i++)
+        ks_sb_printf(&m, "%s{Group  %s    }", i ? " " : "", as->groups[i]);
+    for (size_t i = 0; i < as->n_extra; i++)
+        ks_sb_printf(&m, "%s{UserExtra  %s  %s  %s}", i || as->n_groups ? " " : "",
+                     as->extra_values[i], av, as->extra_keys[i]);
+    if (as->uid)
+        ks_sb_printf(&m, "%s{UID  %s  %s  }", as->n_groups || as->n_extra ? " " : "", as->uid, av);
+    ks_sb_adds(&m, "] without impersonating a user");
+    codec_buf_init(&body);
+    codec_internal_error_text(&body, px_request_path(r->px), ks_sb_cstr(&m));
+    px_response_header(r->px, "X-Content-Type-Options", "nosniff");
+    ks_reply_body(r, 500, "text/plain; charset=utf-8", body.data, body.len);
+    codec_buf_free(&body);
+    ks_sb_free(&m);
+}
+
+/* The user, groups, extras and uid asked for; false when nothing was. */
+static bool impersonation_requested(struct ks_req *r, struct ks_user *as, bool *groups_given)
+{
+    const char *name, *value;
+
+    *as = (struct ks_user){.name = px_request_header(r->px, "impersonate-user"),
+                           .uid = px_request_header(r->px, "impersonate-uid")};
+    if (as->name && !as->name[0])
+        as->name = NULL;
+    if (as->uid && !as->uid[0])
+        as->uid = NULL;
+    *groups_given = false;
+    for (size_t i = 0; px_request_header_at(r->px, i, &name, &value); i++) {
+        if (strcmp(name, "impersonate-group") == 0) {
+            *groups_given = true;
+            if (as->n_groups < KS_MAX_GROUPS)
+                as->groups[as->n_groups++] = value;
+        } else if (strncmp(name, "impersonate-extra-", 18) == 0 &&
+                   as->n_extra < KF_ARRAY_SIZE(as->extra_keys)) {
+            as->extra_keys[as->n_extra] = extra_key(r->arena, name + 18);
+            as->extra_values[as->n_extra++] = value;
+        }
+    }
+    return as->name || *groups_given || as->n_extra || as->uid;
+}
+
+static bool impersonation_allowed(struct ks_req *r, const struct ks_user *as, const char *sa_ns,
+                                  const char *sa_name)
+{
+    const char *auth = "authentication.k8s.io";
+    struct ks_attrs a = {.verb = "impersonate", .group = "", .resource = "users", .name = as->name};
+
+    if (sa_ns)
+        a = (struct ks_attrs){.verb = "impersonate",
+                              .group = "",
+                              .resource = "serviceaccounts",
+                              .ns = sa_ns,
+                              .name = sa_name};
+    if (!may_impersonate(r, &a))
+        return false;
+    for (size_t i = 0; i < as->n_groups; i++)
+        if (!may_impersonate(r, &(struct ks_attrs){.verb = "impersonate",
+                                                   .group = "",
+                                                   .resource = "groups",
+                                                   .name = as->groups[i]}))
+            return false;
+    for (size_t i = 0; i < as->n_extra; i++)
+        if (!may_impersonate(r, &(struct ks_attrs){.verb = "impersonate",
+                                                   .group = auth,
+                                                   .resource = "userextras",
+                                                   .sub = as->extra_keys[i],
+                                                   .name = as->extra_values[i]}))
+            return false;
+    return !as->uid || may_impersonate(r, &(struct ks_attrs){.verb = "impersonate",
+                                                             .group = auth,
+                                                             .resource = "uids",
+                                                             .name = as->uid});
 }
 
 static bool impersonate(struct ks_req *r)
 {
-    const char *target = px_request_header(r->px, "impersonate-user"), *name, *value;
-    struct ks_user as = {.name = target};
+    const char *sa_ns = NULL, *sa_name = NULL;
+    struct ks_user as;
+    bool groups_given;
 
-    if (!target)
+    if (!impersonation_requested(r, &as, &groups_given))
         return true;
-    as.uid = px_request_header(r->px, "impersonate-uid");
-    for (size_t i = 0; px_request_header_at(r->px, i, &name, &value); i++) {
-        if (strcmp(name, "impersonate-group") == 0) {
-            add_group(&as, value);
-        } else if (strncmp(name, "impersonate-extra-", 18) == 0 &&
-                   as.n_extra < KF_ARRAY_SIZE(as.extra_keys)) {
-            as.extra_keys[as.n_extra] = extra_key(r->arena, name + 18);
-            as.extra_values[as.n_extra++] = value;
-        }
-    }
-    if (!may_impersonate(r, "", "users", target) ||
-        (as.uid && !may_impersonate(r, "authentication.k8s.io", "uids", as.uid)))
+    if (!as.name) {
+        reply_without_user(r, &as);
         return false;
-    for (size_t i = 0; i < as.n_groups; i++)
-        if (!may_impersonate(r, "", "groups", as.groups[i]))
-            return false;
-    for (size_t i = 0; i < as.n_extra; i++)
-        if (!may_impersonate(r, "authentication.k8s.io", "userextras", as.extra_keys[i]))
-            return false;
-    /* as the apiserver: system:authenticated for anyone but system:anonymous, who gets
-     * system:unauthenticated unless either group was asked for */
-    if (strcmp(target, "system:anonymous") != 0)
-        add_group(&as, "system:authenticated");
-    else if (!has_group(&as, "system:authenticated") && !has_group(&as, "system:unauthenticated"))
+    }
+    service_account(r->arena, as.name, &sa_ns, &sa_name);
+    if (!impersonation_allowed(r, &as, sa_ns, sa_name))
+        return false;
+    if (sa_ns && !groups_given) { /* a service account's groups, unless groups were given */
+        add_group(&as, "system:serviceaccounts");
+        add_group(&as, kf_arena_sprintf(r->arena, "system:serviceaccounts:%s", sa_ns));
+    }
+    /* system:authenticated for anyone but system:anonymous (unless either group was asked
+     * for); system:anonymous gets system:unauthenticated */
+    if (strcmp(as.name, "system:anonymous") != 0) {
+        if (!has_group(&as, "system:authenticated") && !has_group(&as, "system:unauthenticated"))
+            add_group(&as, "system:authenticated");
+    } else {
         add_group(&as, "system:unauthenticated");
+    }
     r->user = as;
     return true;
 }

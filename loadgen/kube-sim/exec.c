@@ -1,13 +1,14 @@
 /*
- * pods/<name>/exec over WebSocket, as kubectl 1.29+ speaks it (the kubelet's
- * channel protocol, subprotocols v5.channel.k8s.io and v4.channel.k8s.io),
- * with a tiny fake command set so clients and proxies can be tested end to
- * end:
+ * pods/<name>/exec and /attach over WebSocket, as kubectl 1.29+ speaks them
+ * (the kubelet's channel protocol, subprotocols v5.channel.k8s.io and
+ * v4.channel.k8s.io), with a tiny fake command set so clients and proxies can
+ * be tested end to end:
  *   echo ARGS...       ARGS joined by spaces (and a newline) on stdout
  *   cat                stdin echoed to stdout until stdin closes
  *   sh -c 'exit N'     exit code N (a NonZeroExitCode Status when N != 0)
- * Anything else fails like a missing executable. SPDY (older clients) is
- * refused with 400.
+ * Anything else fails like a missing executable. Every container's main
+ * process is cat: attach echoes stdin until it closes. SPDY (older clients)
+ * is refused with 400.
  *
  * Framing (RFC 6455): client frames are masked, ours are not; each binary
  * message starts with a channel byte (0 stdin, 1 stdout, 2 stderr, 3 the
@@ -254,14 +255,17 @@ void ks_handle_exec(struct ks_req *r)
     proto = ks_ws_accept(r, protos, KF_ARRAY_SIZE(protos));
     if (!proto) {
         free(s);
-        ks_reply_bad_request(r, "kube-sim serves exec over WebSocket with the v5.channel.k8s.io "
-                                "or v4.channel.k8s.io subprotocol only");
+        ks_reply_bad_request(r, "kube-sim serves exec and attach over WebSocket with the "
+                                "v5.channel.k8s.io or v4.channel.k8s.io subprotocol only");
         return;
     }
     kf_list_init(&s->link);
     s->v5 = proto[1] == '5';
     ks_ws_init(&s->ws);
-    pick_command(s, r->px);
+    if (ks_is_pod_sub(r, "attach"))
+        s->cmd = CMD_CAT;
+    else
+        pick_command(s, r->px);
     ks_req_count(r, 101);
     if (px_request_upgrade(r->px, on_upgraded, s) < 0)
         on_upgraded(NULL, s);

@@ -746,11 +746,12 @@ static inline bool ks_is_pod_sub(const struct ks_req *r, const char *sub)
     return r->res == &ks_res_pods && r->sub && strcmp(r->sub, sub) == 0;
 }
 /** pods/NAME/exec? */
+/** exec or attach: both speak the kubelet's remote command protocol. */
 static inline bool ks_is_exec(const struct ks_req *r)
 {
-    return ks_is_pod_sub(r, "exec");
+    return ks_is_pod_sub(r, "exec") || ks_is_pod_sub(r, "attach");
 }
-/** Serve pods/NAME/exec over WebSocket (the request is authorized already). */
+/** Serve pods/NAME/exec or /attach over WebSocket (the request is authorized already). */
 void ks_handle_exec(struct ks_req *r);
 /** Free every exec session (shutdown, after the servers are freed). */
 void ks_exec_shutdown(void);

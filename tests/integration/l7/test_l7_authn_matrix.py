@@ -46,6 +46,25 @@ CLIENTS = [
      {"Authorization": "Bearer tok-bob", "Impersonate-User": "kubernetes-admin"}),
     ("cert admin + Impersonate-User alice", "admin",
      {"Impersonate-User": "alice", "Impersonate-Group": "dev"}),
+    # a service account is reviewed as serviceaccounts NAME in its namespace and gets its
+    # groups when none are asked for
+    ("cert admin + Impersonate-User service account", "admin",
+     {"Impersonate-User": "system:serviceaccount:kube-system:builder"}),
+    ("cert alice + Impersonate-User service account", "user-alice",
+     {"Impersonate-User": "system:serviceaccount:kube-system:builder"}),
+    ("cert admin + Impersonate-User with extras, uid, system:unauthenticated", "admin",
+     {"Impersonate-User": "carol", "Impersonate-Group": "system:unauthenticated",
+      "Impersonate-Extra-Example.io%2fteam": "red", "Impersonate-Uid": "u-carol"}),
+    ("cert alice + Impersonate-User carol with an extra", "user-alice",
+     {"Impersonate-User": "carol", "Impersonate-Extra-Scopes": "<all>"}),
+    # groups, extras or a uid without a user: the apiserver's 500, whoever asks
+    ("cert admin + Impersonate-Group without a user", "admin",
+     {"Impersonate-Group": "system:masters"}),
+    ("token bob + Impersonate-Extra and -Uid without a user", None,
+     {"Authorization": "Bearer tok-bob", "Impersonate-Extra-Scopes": "a&b",
+      "Impersonate-Uid": "u-1"}),
+    ("cert alice + empty Impersonate-User", "user-alice",
+     {"Impersonate-User": "", "Impersonate-Group": "dev"}),
 ]
 
 

@@ -55,6 +55,26 @@ def test_kubectl_exec_through_kfront():
         env.close()
 
 
+def test_kubectl_attach_through_kfront():
+    """kubectl attach -i: kube-sim's containers run cat, so stdin comes back on stdout; the
+    tunnel is counted as pods/attach and closed when kubectl ends stdin."""
+    if not shutil.which("kubectl"):
+        print("kubectl not installed: skipped")
+        return
+    env = Env()
+    try:
+        ns, pod = first_pod(env)
+        blob = "".join(f"line {i}\n" for i in range(20000))
+        out = subprocess.run(["kubectl", "--kubeconfig", env.kubeconfig, "attach", "-i", "-n",
+                              ns, pod], input=blob, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout == blob, (len(out.stdout), out.stderr[-500:])
+        assert env.kf.metric(
+            'kfront_http_requests_total{verb="get",resource="pods/attach",code="101"}') == 1
+        wait_for(lambda: env.kf.metric("kfront_http_upgrades_active") == 0, 5, "tunnel closed")
+    finally:
+        env.close()
+
+
 def test_upgrade_answered_without_101_is_relayed():
     env = Env()
     try:

@@ -505,3 +505,27 @@ Test(build, item_shaping_edge_cases)
     cr_expect_eq(codec_json_compact(&b, "{\"abc", 5), -EBADMSG);
     codec_buf_free(&b);
 }
+
+/* responsewriters.InternalError: Go's %q of the URI, then & < > of the whole line escaped. */
+Test(internal_error, quotes_the_uri_and_escapes_the_line)
+{
+    struct codec_buf b;
+
+    codec_buf_init(&b);
+    cr_assert_eq(codec_internal_error_text(&b, "/api/v1/pods?a=\"1\"&b=\\", "requested [<x>]"), 0);
+    static const char want[] =
+        "Internal Server Error: \"/api/v1/pods?a=\\\"1\\\"&amp;b=\\\\\": requested [&lt;x&gt;]\n";
+    expect_bytes("internal error", &b, want, sizeof(want) - 1);
+    codec_buf_free(&b);
+}
+
+Test(internal_error, control_bytes_quoted_as_go_does)
+{
+    struct codec_buf b;
+
+    codec_buf_init(&b);
+    cr_assert_eq(codec_internal_error_text(&b, "/x\t\x01\xc3\xa9\xff", "m"), 0);
+    static const char want[] = "Internal Server Error: \"/x\\t\\x01\xc3\xa9\\xff\": m\n";
+    expect_bytes("internal error", &b, want, sizeof(want) - 1);
+    codec_buf_free(&b);
+}
