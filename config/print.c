@@ -224,6 +224,7 @@ static void print_authorization(const struct config_authorization *az, FILE *out
     put_duration(out, 2, "nodeAllowTTL", az->node_allow_ttl_ms);
     put_duration(out, 2, "nodeDenyTTL", az->node_deny_ttl_ms);
     put_u32(out, 2, "cacheSize", az->cache_size);
+    put_bool(out, 2, "resourceWideAllow", az->resource_wide_allow);
     put_key_string(out, 2, "user", az->user ? az->user : "");
     put_key_string(out, 2, "group", az->group ? az->group : "");
 }

@@ -723,10 +723,14 @@ static const struct fieldset cache_set = SET_LOC(cache_fields, CACHE(loc));
 
 #define AZ(f) offsetof(struct config_authorization, f)
 static const struct field authorization_fields[] = {
-    DUR("allowTTL", AZ(allow_ttl_ms), 0),          DUR("denyTTL", AZ(deny_ttl_ms), 0),
-    DUR("nodeAllowTTL", AZ(node_allow_ttl_ms), 0), DUR("nodeDenyTTL", AZ(node_deny_ttl_ms), 0),
-    NUM("cacheSize", AZ(cache_size), 1, 1000000),  STR("user", AZ(user), .required = false),
+    DUR("allowTTL", AZ(allow_ttl_ms), 0),
+    DUR("denyTTL", AZ(deny_ttl_ms), 0),
+    DUR("nodeAllowTTL", AZ(node_allow_ttl_ms), 0),
+    DUR("nodeDenyTTL", AZ(node_deny_ttl_ms), 0),
+    NUM("cacheSize", AZ(cache_size), 1, 1000000),
+    STR("user", AZ(user), .required = false),
     STR("group", AZ(group), .required = false),
+    BOOL("resourceWideAllow", AZ(resource_wide_allow)),
 };
 static const struct fieldset authorization_set = SET_LOC(authorization_fields, AZ(loc));
 

@@ -61,11 +61,12 @@ struct authz_review {
 
 enum wait_state {
     WAIT_AUTHN,
-    WAIT_AUTHZ,
+    WAIT_AUTHZ_WIDE, /* is the verb allowed on the whole resource (no name)? */
+    WAIT_AUTHZ,      /* on the named object */
     WAIT_DONE,
 };
 
-static const char *const wait_state_name[] = {"authn", "authz", "done"};
+static const char *const wait_state_name[] = {"authn", "authz-wide", "authz", "done"};
 
 /* What the wait is for: a decision on serving from the cache, or who forwarded requests act as */
 enum wait_goal {
@@ -90,12 +91,13 @@ struct px_authz_wait {
     const struct config_backend *backend;
     struct lb_pool *pool;
     struct lb_upstream *up;
+    const struct px_user *user; /* WAIT_AUTHZ_WIDE: for the named review that may follow */
 };
 
 static void wait_set_state(struct px_authz_wait *wt, enum wait_state next)
 {
     KF_BUG_ON(wt->state == WAIT_DONE);
-    KF_BUG_ON(next == WAIT_AUTHN || (wt->state == WAIT_AUTHZ && next == WAIT_AUTHZ));
+    KF_BUG_ON(next == WAIT_AUTHN || next <= wt->state);
     kf_debug(MODULE, "%s %s: %s -> %s", wt->info.verb, wt->info.resource,
              wait_state_name[wt->state], wait_state_name[next]);
     wt->state = next;
@@ -405,22 +407,30 @@ static void token_known(struct px_authz_wait *wt, const struct authz_entry *e)
     }
 }
 
-static void sar_known(struct px_authz_wait *wt, const struct authz_entry *e)
+static void decide(struct px_authz_wait *wt, const struct px_user *user,
+                   const struct px_reqinfo *info, enum wait_state state);
+
+/* A decision is settled (or was cached): the answer, or on to the named object's review. */
+static void sar_known(struct px_authz_wait *wt, const struct authz_entry *e, enum wait_state stage,
+                      const struct px_user *user)
 {
-    finish(wt, e->verdict ? PX_AUTHZ_ALLOW : PX_AUTHZ_DENY, e->verdict ? NULL : e->reason);
+    if (stage == WAIT_AUTHZ_WIDE && !e->verdict)
+        decide(wt, user, &wt->info, WAIT_AUTHZ);
+    else
+        finish(wt, e->verdict ? PX_AUTHZ_ALLOW : PX_AUTHZ_DENY, e->verdict ? NULL : e->reason);
 }
 
-static void authorize(struct px_authz_wait *wt, const struct px_user *user)
+/* Look up the decision on info for user, or start or join its review. */
+static void decide(struct px_authz_wait *wt, const struct px_user *user,
+                   const struct px_reqinfo *info, enum wait_state state)
 {
     struct px_request *preq = wt->preq;
     struct codec_buf body;
     struct authz_entry *e;
     uint8_t key[AUTHZ_KEY_LEN];
 
-    wait_set_state(wt, WAIT_AUTHZ);
-    wt->out->user = kf_arena_strdup(px_request_arena(preq), user->name);
     codec_buf_init(&body);
-    if (px_authz_sar_body(&body, user, &wt->info, px_request_path(preq),
+    if (px_authz_sar_body(&body, user, info, px_request_path(preq),
                           px_request_query(preq, "fieldSelector"),
                           px_request_query(preq, "labelSelector")) < 0) {
         codec_buf_free(&body);
@@ -430,14 +440,49 @@ static void authorize(struct px_authz_wait *wt, const struct px_user *user)
     key_of(key, wt->scope, AUTHZ_SAR, body.data, body.len);
     e = authz_cache_find(&wt->az->cache[AUTHZ_SAR], key, kf_now_ms());
     if (e && e->state == AUTHZ_READY) {
-        sar_known(wt, e);
-    } else if (e) {
+        codec_buf_free(&body);
+        sar_known(wt, e, state, user);
+        return;
+    }
+    if (state == WAIT_AUTHZ_WIDE && !(wt->user = user_copy(px_request_arena(preq), user))) {
+        codec_buf_free(&body);
+        finish(wt, PX_AUTHZ_ERROR, NULL);
+        return;
+    }
+    wait_set_state(wt, state);
+    if (e) {
         atomic_fetch_add_explicit(&wt->az->cache[AUTHZ_SAR].coalesced, 1, memory_order_relaxed);
         kf_list_insert_tail(&e->waiters, &wt->link);
     } else {
         wait_on(wt, AUTHZ_SAR, key, &body, in_group(user, "system:nodes"));
     }
     codec_buf_free(&body);
+}
+
+/*
+ * A get of a named object by a user that may get the whole resource (the same review without
+ * a name) is allowed without a review of its own: RBAC, ABAC and the node authorizer never
+ * deny by name what they allow without one, and a read-offload client reads thousands of
+ * names. Nodes are left out: the node authorizer allows them names only.
+ */
+static bool wide_first(const struct px_authz_wait *wt, const struct px_user *user)
+{
+    const struct config *cfg = wt->az->worker->gen ? wt->az->worker->gen->cfg : NULL;
+
+    return cfg && cfg->authorization.resource_wide_allow && wt->info.is_resource &&
+           wt->info.name[0] && strcmp(wt->info.verb, "get") == 0 && !in_group(user, "system:nodes");
+}
+
+static void authorize(struct px_authz_wait *wt, const struct px_user *user)
+{
+    wt->out->user = kf_arena_strdup(px_request_arena(wt->preq), user->name);
+    if (wide_first(wt, user)) {
+        struct px_reqinfo wide = wt->info;
+        wide.name[0] = '\0';
+        decide(wt, user, &wide, WAIT_AUTHZ_WIDE);
+    } else {
+        decide(wt, user, &wt->info, WAIT_AUTHZ);
+    }
 }
 
 static uint64_t sar_ttl(const struct config_authorization *cfg, bool allowed, bool node)
@@ -493,7 +538,7 @@ static void review_done(struct authz_review *rv, enum review_outcome outcome,
         else if (wt->state == WAIT_AUTHN)
             token_known(wt, e);
         else
-            sar_known(wt, e);
+            sar_known(wt, e, wt->state, wt->user);
     }
 }
 

@@ -148,7 +148,7 @@ Test(print, every_yaml_field_roundtrips)
         "workers: 3\nmaxConnections: 7\nlogLevel: warn\nadmin: {listen: \"\"}\n"
         "identity: {mode: impersonate, tokenCacheTTL: 1m}\n"
         "authorization: {allowTTL: 90s, denyTTL: 1500ms, nodeAllowTTL: 3s, nodeDenyTTL: 0s,"
-        " cacheSize: 3, user: kf}\n"
+        " cacheSize: 3, resourceWideAllow: false, user: kf}\n"
         "timeouts: {connect: 1ms, clientHello: 0s, client: 1h, server: 61s, tunnel: 2h1s,"
         " drain: 0s, request: 90s}\n"
         "frontends:\n"
@@ -175,7 +175,7 @@ Test(print, every_yaml_field_roundtrips)
         text, "admin:\n  listen: \"\"\n", "  tunnel: 2h1s\n", "logLevel: warn\n",
         "    balance: local-first\n", "identity:\n  mode: impersonate\n",
         "authorization:\n  allowTTL: 1m30s\n  denyTTL: 1500ms\n  nodeAllowTTL: 3s\n"
-        "  nodeDenyTTL: 0s\n  cacheSize: 3\n"
+        "  nodeDenyTTL: 0s\n  cacheSize: 3\n  resourceWideAllow: false\n"
         "  user: kf\n",
         "    goawayChance: 0.02\n", "    maxConcurrentStreams: 7\n",
         "      clientCAFile: /ca.crt\n", "    upstreamTLS:\n      caFile: /ca.crt\n",

@@ -64,13 +64,17 @@ static void token_answer(struct px_request *preq, const char *body)
     px_response_simple(preq, 201, "application/json", out, (size_t)n);
 }
 
-/* alice may get; the node may read pods and secret sec1 (with a reason when not). */
+/*
+ * alice may get anything but secrets, and secret s1 only (a rule with resourceNames); the
+ * node may read pods and secret sec1 (with a reason when not).
+ */
 static void sar_answer(struct px_request *preq, const char *body)
 {
     char out[512];
     bool node = strstr(body, "\"user\":\"system:node:node-1\"") != NULL;
     bool secret = strstr(body, "\"resource\":\"secrets\"") != NULL;
-    bool allowed = (strstr(body, "\"user\":\"alice\"") && strstr(body, "\"verb\":\"get\"")) ||
+    bool allowed = (strstr(body, "\"user\":\"alice\"") && strstr(body, "\"verb\":\"get\"") &&
+                    (!secret || strstr(body, "\"name\":\"s1\""))) ||
                    (node && (!secret || strstr(body, "\"name\":\"sec1\"")));
     const char *reason = node && !allowed ? ",\"reason\":\"no relationship found between node "
                                             "'node-1' and this object\""
@@ -311,12 +315,18 @@ static void stop(void)
     event_base_free(T.base);
 }
 
+/* reviews by name, one per object (resourceWideAllow: see authz_wide) */
 static void setup_default(void)
 {
-    start("");
+    start("authorization: {resourceWideAllow: false}");
 }
 
 TestSuite(authz, .init = setup_default, .fini = stop);
+
+static void setup_wide(void)
+{
+    start("");
+}
 
 static char *slurp(const char *path, size_t *len)
 {
@@ -558,7 +568,7 @@ Test(authz_cfg, node_decisions_follow_the_node_ttls)
 
 Test(authz_cfg, cache_is_bounded_with_lru_eviction)
 {
-    start("authorization: {cacheSize: 2}");
+    start("authorization: {cacheSize: 2, resourceWideAllow: false}");
     get("/api/v1/namespaces/demo/pods/a", "good-alice");
     get("/api/v1/namespaces/demo/pods/b", "good-alice");
     get("/api/v1/namespaces/demo/pods/a", "good-alice"); /* a is now the most recent */
@@ -573,6 +583,90 @@ Test(authz_cfg, cache_is_bounded_with_lru_eviction)
 }
 
 /* ---- parsers and bodies ---------------------------------------------------------------- */
+
+/* ---- resourceWideAllow (the default): a get first asks about the whole resource ---------- */
+
+TestSuite(authz_wide, .init = setup_wide, .fini = stop);
+
+Test(authz_wide, one_review_answers_every_name)
+{
+    for (int i = 0; i < 50; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/api/v1/namespaces/demo/configmaps/cm-%d", i);
+        cr_assert_str_eq(get(path, "good-alice").body, "allow alice");
+    }
+    cr_assert_eq(T.n_sars, 1);
+    cr_assert(strstr(T.last_sar, "\"resourceAttributes\":{\"namespace\":\"demo\",\"verb\":\"get\","
+                                 "\"version\":\"v1\",\"resource\":\"configmaps\"}"),
+              "%s", T.last_sar);
+    /* another namespace is another question */
+    get("/api/v1/namespaces/other/configmaps/cm-1", "good-alice");
+    cr_assert_eq(T.n_sars, 2);
+}
+
+Test(authz_wide, a_wide_denial_falls_back_to_the_name)
+{
+    struct creq r = get("/api/v1/namespaces/demo/secrets/s1", "good-alice");
+
+    cr_assert_str_eq(r.body, "allow alice");
+    cr_assert_eq(T.n_sars, 2, "the whole resource, then the name");
+    cr_assert(strstr(T.last_sar, "\"name\":\"s1\""), "%s", T.last_sar);
+    r = get("/api/v1/namespaces/demo/secrets/s2", "good-alice");
+    cr_assert_eq(r.status, 403);
+    cr_assert(strstr(r.body, "secrets \\\"s2\\\" is forbidden"), "%s", r.body);
+    cr_assert_eq(T.n_sars, 3, "the wide denial was cached: one review by name");
+    get("/api/v1/namespaces/demo/secrets/s1", "good-alice");
+    cr_assert_eq(T.n_sars, 3);
+}
+
+Test(authz_wide, concurrent_gets_share_the_wide_review)
+{
+    struct creq r[8];
+
+    for (int i = 0; i < 8; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/api/v1/namespaces/demo/pods/p%d", i);
+        c_start(&r[i], path, "good-alice", NULL, NULL);
+    }
+    for (int i = 0; i < 8; i++) {
+        c_wait(&r[i]);
+        cr_assert_str_eq(r[i].body, "allow alice");
+    }
+    cr_assert_eq(T.n_sars, 1);
+}
+
+Test(authz_wide, nodes_and_other_verbs_are_reviewed_as_asked)
+{
+    cr_assert_str_eq(get("/api/v1/namespaces/demo/secrets/sec1", "node-1-token").body,
+                     "allow system:node:node-1");
+    cr_assert_eq(T.n_sars, 1);
+    cr_assert(strstr(T.last_sar, "\"name\":\"sec1\""), "%s", T.last_sar);
+    cr_assert_eq(get("/api/v1/namespaces/demo/secrets/sec2", "node-1-token").status, 403);
+    cr_assert_eq(T.n_sars, 2);
+    /* a LIST has no name: one review, as before */
+    get("/api/v1/namespaces/demo/pods", "good-alice");
+    cr_assert_eq(T.n_sars, 3);
+}
+
+Test(authz_wide, a_client_gone_during_the_wide_review)
+{
+    struct creq r;
+
+    T.mode = FAKE_HOLD;
+    c_start(&r, "/api/v1/namespaces/demo/pods/p1", NULL, NULL, NULL);
+    for (int i = 0; i < 100 && !T.held; i++)
+        run_ms(5);
+    cr_assert_not_null(T.held);
+    cr_assert_null(strstr(T.last_sar, "\"name\""), "the wide review: %s", T.last_sar);
+    lb_ureq_cancel(r.u); /* the front's on_close cancels the wait */
+    run_ms(20);
+    sar_answer(T.held, T.last_sar); /* system:anonymous: denied */
+    T.held = NULL;
+    T.mode = FAKE_OK;
+    run_ms(20);
+    cr_assert_eq(get("/api/v1/namespaces/demo/pods/p1", NULL).status, 403);
+    cr_assert_eq(T.n_sars, 2, "the wide denial was cached; then the name");
+}
 
 Test(authz_parse, malformed_answers_are_errors)
 {
