@@ -10,6 +10,7 @@
 #   ROUNDS=5 N=200000 THREADS=1 bash bench/cache-get.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROUNDS=${ROUNDS:-3}
 N=${N:-100000}
 CONNS=${CONNS:-10}
@@ -63,35 +64,9 @@ http {
 NGX
 nginx -c $W/nginx.conf
 
-cat > $W/kfront.yaml <<YAML
-apiVersion: kfront.io/v1alpha1
-kind: KfrontConfiguration
-workers: $THREADS
-logLevel: warn
-admin: {listen: "127.0.0.1:$KFA"}
-identity:
-  mode: front-proxy
-  proxyClientCertFile: $W/pki/front-proxy-client.crt
-  proxyClientKeyFile: $W/pki/front-proxy-client.key
-authorization: {group: ""}
-cache: {resources: [configmaps]}
-frontends:
-  - name: api
-    listen: ["127.0.0.1:$KF"]
-    mode: http
-    backend: sim
-    tls: {certFile: $W/pki/apiserver.crt, keyFile: $W/pki/apiserver.key, clientCAFile: $W/pki/ca.crt}
-backends:
-  - name: sim
-    healthCheck: {type: tls, tls: {caFile: $W/pki/ca.crt}}
-    upstreamTLS: {caFile: $W/pki/ca.crt}
-    servers: [{name: s1, address: "127.0.0.1:$SP"}]
-YAML
-"$KFRONT" --config $W/kfront.yaml 2> $W/kfront.log & echo $! > $W/kfront.pid
-for _ in $(seq 100); do
-  curl -s http://127.0.0.1:$KFA/metrics 2>/dev/null | grep -q 'kfront_cache_objects{resource="configmaps",format="json"} [1-9]' && break
-  sleep 0.1
-done
+start_kfront_cached $KF $KFA $SP configmaps "workers: $THREADS
+authorization: {group: \"\"}
+cache: {resources: [configmaps]}"
 for p in $NG $KF $SP; do
   for _ in $(seq 100); do
     [ "$(curl -s --cacert $W/pki/ca.crt -H "$AUTH" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$p$URLPATH" || true)" = 200 ] && break

@@ -8,6 +8,7 @@
 #   NODES=1000 PODS=30000 ROUNDS=5 bash bench/cache-list.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROUNDS=${ROUNDS:-3}
 NODES=${NODES:-5000}
 PODS=${PODS:-150000}
@@ -24,27 +25,7 @@ SP=$((BASE+1)); KF=$((BASE+3)); KFA=$((BASE+9))
   --nodes $NODES --pods $PODS --configmaps 100 --secrets 100 > $W/sim.out 2> $W/sim.log &
 echo $! > $W/sim.pid
 for _ in $(seq 1200); do grep -q "kube-sim ready" $W/sim.out 2>/dev/null && break; sleep 0.1; done
-cat > $W/kfront.yaml <<YAML
-apiVersion: kfront.io/v1alpha1
-kind: KfrontConfiguration
-admin: {listen: "127.0.0.1:$KFA"}
-identity:
-  mode: front-proxy
-  proxyClientCertFile: $W/pki/front-proxy-client.crt
-  proxyClientKeyFile: $W/pki/front-proxy-client.key
-cache: {resources: [pods]}
-frontends:
-  - name: api
-    listen: ["127.0.0.1:$KF"]
-    mode: http
-    backend: sim
-    tls: {certFile: $W/pki/apiserver.crt, keyFile: $W/pki/apiserver.key, clientCAFile: $W/pki/ca.crt}
-backends:
-  - name: sim
-    upstreamTLS: {caFile: $W/pki/ca.crt}
-    servers: [{name: s1, address: "127.0.0.1:$SP"}]
-YAML
-"$KFRONT" --config $W/kfront.yaml 2> $W/kfront.log & echo $! > $W/kfront.pid
+start_kfront_cached $KF $KFA $SP pods "cache: {resources: [pods]}"
 C=(-s --cacert $W/pki/ca.crt --cert $W/pki/admin.crt --key $W/pki/admin.key -A bench)
 PB="application/vnd.kubernetes.protobuf"
 ready() { # until the store of that format is filled (a protobuf store starts on first demand)

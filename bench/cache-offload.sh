@@ -12,6 +12,7 @@
 #   RATE=8500 STEADY=30 bash bench/cache-offload.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 NODES=${NODES:-1000}
 PODS=${PODS:-25000}
 CONFIGMAPS=${CONFIGMAPS:-15000}
@@ -87,33 +88,9 @@ run() {
 echo "GETs straight at kube-sim ..." >&2
 run direct $SP
 
-cat > $W/kfront.yaml <<YAML
-apiVersion: kfront.io/v1alpha1
-kind: KfrontConfiguration
-logLevel: warn
-maxConnections: 20000
+start_kfront_cached $KF $KFA $SP configmaps "maxConnections: 20000
 timeouts: {drain: 1s}
-admin: {listen: "127.0.0.1:$KFA"}
-identity: {mode: front-proxy, proxyClientCertFile: $W/pki/front-proxy-client.crt,
-           proxyClientKeyFile: $W/pki/front-proxy-client.key}
-cache: {enabled: true}
-frontends:
-  - name: api
-    listen: ["127.0.0.1:$KF"]
-    mode: http
-    backend: sim
-    tls: {certFile: $W/pki/apiserver.crt, keyFile: $W/pki/apiserver.key, clientCAFile: $W/pki/ca.crt}
-backends:
-  - name: sim
-    healthCheck: {type: tls, interval: 1s, tls: {caFile: $W/pki/ca.crt}}
-    upstreamTLS: {caFile: $W/pki/ca.crt}
-    servers: [{name: s1, address: "127.0.0.1:$SP"}]
-YAML
-"$KFRONT" --config $W/kfront.yaml 2> $W/kfront.log & echo $! > $W/kfront.pid
-for _ in $(seq 600); do
-  curl -s http://127.0.0.1:$KFA/metrics | grep -q 'kfront_cache_objects{resource="configmaps",format="json"} [1-9]' && break
-  sleep 0.1
-done
+cache: {enabled: true}"
 sed "s#https://127.0.0.1:$SP#https://127.0.0.1:$KF#" $W/sim.kubeconfig > $W/kfront.kubeconfig
 echo "$KUBELETS kubelets through kfront, then GETs through kfront ..." >&2
 "$LOADGEN" kubelets --kubeconfig $W/kfront.kubeconfig --nodes "$KUBELETS" \

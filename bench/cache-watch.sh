@@ -11,6 +11,7 @@
 #   KUBELETS=160 STEADY=30 bash bench/cache-watch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 KUBELETS=${KUBELETS:-160} # about 64 watches each: ~10,000 client watches
 NODES=${NODES:-1000}
 PODS=${PODS:-25000}
@@ -88,33 +89,9 @@ run_kubelets haproxy $W/haproxy.kubeconfig
 kill "$(cat $W/haproxy.pid)"; rm -f $W/haproxy.pid
 
 # ---- kfront, mode http with the watch cache
-cat > $W/kfront.yaml <<YAML
-apiVersion: kfront.io/v1alpha1
-kind: KfrontConfiguration
-logLevel: warn
-maxConnections: 20000
+start_kfront_cached $KF $KFA $SP pods "maxConnections: 20000
 timeouts: {drain: 1s}
-admin: {listen: "127.0.0.1:$KFA"}
-identity: {mode: front-proxy, proxyClientCertFile: $W/pki/front-proxy-client.crt,
-           proxyClientKeyFile: $W/pki/front-proxy-client.key}
-cache: {enabled: true}
-frontends:
-  - name: api
-    listen: ["127.0.0.1:$KF"]
-    mode: http
-    backend: sim
-    tls: {certFile: $W/pki/apiserver.crt, keyFile: $W/pki/apiserver.key, clientCAFile: $W/pki/ca.crt}
-backends:
-  - name: sim
-    healthCheck: {type: tls, interval: 1s, tls: {caFile: $W/pki/ca.crt}}
-    upstreamTLS: {caFile: $W/pki/ca.crt}
-    servers: [{name: s1, address: "127.0.0.1:$SP"}]
-YAML
-"$KFRONT" --config $W/kfront.yaml 2> $W/kfront.log & echo $! > $W/kfront.pid
-for _ in $(seq 600); do
-  curl -s http://127.0.0.1:$KFA/metrics | grep -q 'kfront_cache_objects{resource="pods",format="json"} [1-9]' && break
-  sleep 0.1
-done
+cache: {enabled: true}"
 sed "s#https://127.0.0.1:$SP#https://127.0.0.1:$KF#" $W/sim.kubeconfig > $W/kfront.kubeconfig
 echo "running $KUBELETS kubelets through kfront (mode http, watch cache) ..." >&2
 run_kubelets kfront $W/kfront.kubeconfig
