@@ -13,7 +13,9 @@
  * never retried once a byte of it has left (lb's rule for mutating requests).
  *
  * Request states: UPSTREAM (waiting for the response head) -> STREAMING ->
- * DONE. A client that goes away cancels the upstream stream.
+ * (ENDING) -> DONE. A client that goes away cancels the upstream stream. When
+ * the worker drains, a watch that is streaming ends at its next event boundary
+ * (ENDING until then), as the apiserver ends its watches when it shuts down.
  *
  * Short requests (not watches, exec, logs, ...) have a deadline like the
  * apiserver's --request-timeout, shortened by their timeout parameter, plus
@@ -45,10 +47,11 @@
 enum l7_state {
     L7_UPSTREAM,
     L7_STREAMING,
+    L7_ENDING, /* a watch, draining: relayed up to its next event boundary, then ended */
     L7_DONE,
 };
 
-static const char *const l7_state_name[] = {"upstream", "streaming", "done"};
+static const char *const l7_state_name[] = {"upstream", "streaming", "ending", "done"};
 
 struct l7_req {
     enum l7_state state;
@@ -61,6 +64,8 @@ struct l7_req {
     uint64_t started_us;
     int code;              /* the status the client got */
     struct event deadline; /* short requests only (armed); in place: no allocation per request */
+    struct kf_list watch_link;     /* watches: in worker->watches */
+    struct px_watch_frames frames; /* watches: where events end */
     struct px_reqinfo info;
 };
 
@@ -119,6 +124,7 @@ static void l7_count(struct l7_req *r, int code)
 
 static void l7_free(struct l7_req *r)
 {
+    kf_list_remove(&r->watch_link);
     if (evtimer_initialized(&r->deadline))
         evtimer_del(&r->deadline);
     if (r->lb)
@@ -161,17 +167,31 @@ static void on_up_headers(struct lb_ureq *ureq, int status, const struct lb_uhdr
     (void)ureq;
     /* by reference: the fields live in ureq until it ends, after px_response_start below;
      * hop-by-hop fields are dropped there */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         px_response_header_ref(r->preq, h[i].name, h[i].name_len, h[i].value, h[i].value_len);
+        if (!kf_list_empty(&r->watch_link) && status == 200 && h[i].name_len == 12 &&
+            strncasecmp(h[i].name, "content-type", 12) == 0)
+            px_watch_frames_init(&r->frames, h[i].value, h[i].value_len);
+    }
     l7_set_state(r, L7_STREAMING);
     px_response_start(r->preq, status);
     r->code = status;
 }
 
+static void watch_end(struct l7_req *r);
+
 static void on_up_data(struct lb_ureq *ureq, const uint8_t *data, size_t len, void *arg)
 {
     struct l7_req *r = arg;
 
+    if (r->frames.framing != PX_FRAMING_NONE) {
+        size_t n = px_watch_frames_advance(&r->frames, data, len, r->state == L7_ENDING);
+        if (r->state == L7_ENDING && r->frames.at_boundary) {
+            if (px_response_write(r->preq, data, n) == 0)
+                watch_end(r); /* the rest is the next event's: not sent */
+            return;
+        }
+    }
     if (px_response_write(r->preq, data, len) < 0)
         return; /* the client is gone; on_close cancels */
     if (px_response_pending(r->preq) <= L7_LOW_WATER)
@@ -200,6 +220,37 @@ static void on_up_end(struct lb_ureq *ureq, int error, void *arg)
     }
     l7_set_state(r, L7_DONE);
     l7_free(r);
+}
+
+/* A draining watch reached an event boundary: its stream ends there, cleanly. */
+static void watch_end(struct l7_req *r)
+{
+    if (r->ureq) {
+        lb_ureq_cancel(r->ureq);
+        r->ureq = NULL;
+    }
+    px_request_on_close(r->preq, NULL, NULL);
+    px_request_on_drain(r->preq, NULL, NULL);
+    l7_count(r, r->code);
+    px_response_end(r->preq);
+    l7_set_state(r, L7_DONE);
+    l7_free(r);
+}
+
+void px_l7_end_watches(struct px_worker *w)
+{
+    struct kf_list *pos, *tmp;
+
+    kf_list_for_each_safe(pos, tmp, &w->watches)
+    {
+        struct l7_req *r = kf_container_of(pos, struct l7_req, watch_link);
+        if (r->state != L7_STREAMING || r->frames.framing == PX_FRAMING_NONE)
+            continue; /* not answered yet, or not followed: the drain deadline ends it */
+        if (r->frames.at_boundary)
+            watch_end(r);
+        else
+            l7_set_state(r, L7_ENDING);
+    }
 }
 
 /* The apiserver's own answer when its request deadline passes (NewTimeoutError). */
@@ -387,6 +438,9 @@ void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_req
     r->preq = preq;
     r->worker = w;
     r->info = info;
+    kf_list_init(&r->watch_link);
+    if (strcmp(info.verb, "watch") == 0)
+        kf_list_insert_tail(&w->watches, &r->watch_link);
     r->started_us = kf_now_us();
     spec.n_headers = px_l7_identity_headers(preq, w->gen->cfg, b->backend, reviewed, headers,
                                             L7_MAX_HEADERS + 7);

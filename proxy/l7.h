@@ -39,6 +39,26 @@ bool px_l7_wants_impersonation(struct px_worker *w, struct px_request *preq);
 void px_l7_impersonate(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
                        const struct px_reqinfo *info);
 
+/** How a forwarded watch's events are framed, and whether the bytes so far end one. */
+enum px_watch_framing { PX_FRAMING_NONE, PX_FRAMING_LINES, PX_FRAMING_LENGTH };
+struct px_watch_frames {
+    enum px_watch_framing framing;
+    bool at_boundary;    /* the bytes so far end an event */
+    uint8_t prefix_have; /* LENGTH: bytes of the current frame's length prefix seen */
+    uint32_t prefix;     /* LENGTH: the prefix so far */
+    uint32_t body_left;  /* LENGTH: bytes of the current frame still to come */
+};
+/** Framing from the response's Content-Type (NONE for formats it does not follow). */
+void px_watch_frames_init(struct px_watch_frames *f, const char *content_type, size_t len);
+/**
+ * Follow n more bytes of the stream; with stop, only up to the first event boundary.
+ * Returns the bytes followed (n unless stop found a boundary first).
+ */
+size_t px_watch_frames_advance(struct px_watch_frames *f, const uint8_t *data, size_t n, bool stop);
+/** Draining: forwarded watches end at their next event boundary (as the apiserver ends its
+ * watches at shutdown), so clients re-watch elsewhere at once. */
+void px_l7_end_watches(struct px_worker *w);
+
 /** Answer preq with a Status of code, reason and message, and count it. */
 void px_l7_reject(struct px_worker *w, struct px_request *preq, const struct px_reqinfo *info,
                   int code, const char *reason, const char *message);

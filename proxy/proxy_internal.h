@@ -151,6 +151,7 @@ struct px_worker {
     size_t n_slots;
     struct kf_list tunnels;   /* every live px_tunnel of this worker */
     struct kf_list upgrades;  /* every live mode-http upgrade (l7_upgrade.c) */
+    struct kf_list watches;   /* every forwarded watch (l7.c), ended cleanly on drain */
     struct px_buf *free_bufs; /* typed free list: buffers are reused, not freed */
     unsigned n_free_bufs;
     pthread_mutex_t cmd_lock;

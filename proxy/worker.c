@@ -27,6 +27,7 @@ static void worker_run_cmd(struct px_worker *w, struct px_cmd *cmd)
          * so clients re-watch elsewhere instead of holding the drain to its deadline */
         if (w->cache_local)
             cache_local_end_watches(w->cache_local);
+        px_l7_end_watches(w);
         break;
     case PX_CMD_CLOSE_ALL:
         px_tunnels_close_all(w);
@@ -121,6 +122,7 @@ int px_workers_start(struct px_daemon *d, unsigned n)
         w->daemon = d;
         kf_list_init(&w->tunnels);
         kf_list_init(&w->upgrades);
+        kf_list_init(&w->watches);
         kf_list_init(&w->cmds);
         pthread_mutex_init(&w->cmd_lock, NULL);
         w->base = worker_base_new();

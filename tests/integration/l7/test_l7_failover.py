@@ -160,6 +160,49 @@ def wait_ends(ws, n, t0, bound, what):
     return ended, slowest
 
 
+def test_sigterm_ends_forwarded_watches_cleanly():
+    """Draining (SIGTERM), kfront ends every forwarded watch at an event boundary, as the
+    apiserver ends its watches when it shuts down: HTTP/2 streams with END_STREAM, HTTP/1.1
+    with the last chunk, every event whole (a protobuf watch too). The clients re-watch
+    elsewhere at once instead of holding the drain to its 30 s deadline."""
+    sims = identical_sims()
+    env = SimFront(sims, cache=False, extra_yaml="timeouts: {drain: 30s}\n")
+    ws, pb = [], None
+    try:
+        conn, ws, _ = forwarded_watches_spread(env, sims)
+        _, lst = sims[0].json("GET", NS_CMS)
+        pb = Watch(Client(env.port, env.certs),
+                   f"{NS_CMS}?watch=1&resourceVersion={lst['metadata']['resourceVersion']}",
+                   "pb")
+        assert pb.status == 200, pb.status
+        write_all(sims, "before-drain")
+        all_see(ws, "before-drain")
+        wait_for(lambda: len(pb.frames) >= 1, 10, "the protobuf watch's event")
+        t0 = time.time()
+        env.kf.signal(signal.SIGTERM)
+        ended, slowest = wait_ends(ws, len(ws), t0, 5, "SIGTERM")
+        how = {}
+        for w in ended:
+            k = f"{w.proto} {w.how_ended()}"
+            how[k] = how.get(k, 0) + 1
+        print(f"  {len(ended)} watches ended ({how}), the last {slowest * 1000:.0f} ms after "
+              "SIGTERM")
+        assert set(how) == {"h2 END_STREAM", "h1 clean end"}, how
+        for w in ws:
+            if w.h2:
+                assert bytes(w.h2.data).endswith(b"\n"), "an HTTP/2 watch ended mid-event"
+            assert ("ADDED", "before-drain") in w.names()
+        assert len(pb.join(5)) >= 1  # whole frames and a clean end, or join fails
+        env.kf.proc.wait(10)  # nothing else held the drain
+        assert time.time() - t0 < 10, "kfront waited for its drain deadline"
+    finally:
+        for w in ws:
+            w.close()
+        if pb:
+            pb.close()
+        env.close()
+
+
 def test_kill_ends_forwarded_watches_and_rewatch_lands_on_survivor():
     sims, env = start()
     conn = None
