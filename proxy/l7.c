@@ -38,7 +38,6 @@
 #include "proxy/l7_cache.h"
 #include "proxy/reqinfo.h"
 
-#define L7_MAX_HEADERS       128
 #define L7_LOW_WATER         (64 * 1024)
 #define L7_DEADLINE_GRACE_MS 1000
 /* Body bytes waiting upstream above which the client is paused (> LB_UREQ_BODY_LOW_WATER). */
@@ -413,7 +412,8 @@ void px_l7_handle(struct px_request *preq, void *arg)
 void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_request *preq,
                       const struct px_reqinfo *pinfo, const struct px_user *reviewed)
 {
-    struct lb_uhdr headers[L7_MAX_HEADERS + 8];
+    struct lb_uhdr *headers;
+    ssize_t n_headers;
     struct lb_ureq_spec spec = {0};
     struct px_reqinfo info = *pinfo;
     const struct px_binding *b = w ? px_worker_binding(w, fe) : NULL;
@@ -442,8 +442,13 @@ void px_l7_forward_as(struct px_worker *w, struct px_frontend *fe, struct px_req
     if (strcmp(info.verb, "watch") == 0)
         kf_list_insert_tail(&w->watches, &r->watch_link);
     r->started_us = kf_now_us();
-    spec.n_headers = px_l7_identity_headers(preq, w->gen->cfg, b->backend, reviewed, headers,
-                                            L7_MAX_HEADERS + 7);
+    n_headers = px_l7_identity_headers(preq, w->gen->cfg, b->backend, reviewed, 1, &headers);
+    if (n_headers < 0) {
+        l7_free(r);
+        px_l7_reject(w, preq, &info, 503, "ServiceUnavailable", "out of memory");
+        return;
+    }
+    spec.n_headers = (size_t)n_headers;
     spec.headers = headers;
     spec.method = px_request_method(preq);
     spec.path = px_l7_target(preq);

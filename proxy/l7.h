@@ -86,16 +86,18 @@ void px_l7_count(struct px_worker *w, const struct px_reqinfo *info, int code, u
 void px_l7_metrics_write(struct px_daemon *d, struct evbuffer *out);
 
 /**
- * Fill out with the headers to send upstream: the client's, less hop-by-hop
- * and identity headers it may not set, plus the identity kfront vouches for
+ * The headers to send upstream: the client's, less hop-by-hop and identity
+ * headers it may not set, plus the identity kfront vouches for
  * (cfg->identity.mode): the client's verified certificate, else reviewed (a
  * user whose token a TokenReview accepted) when not NULL; in impersonate mode
- * be's kubeconfig token as Authorization. Returns how many were written (at
- * most max).
+ * be's kubeconfig token as Authorization. *headers is an array in req's arena
+ * with room for all of them and spare more: however many headers the client
+ * sends, none of kfront's identity headers is ever left out. Returns how many
+ * were written, or -ENOMEM.
  */
-size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg,
-                              const struct config_backend *be, const struct px_user *reviewed,
-                              struct lb_uhdr *out, size_t max);
+ssize_t px_l7_identity_headers(struct px_request *req, const struct config *cfg,
+                               const struct config_backend *be, const struct px_user *reviewed,
+                               size_t spare, struct lb_uhdr **headers);
 
 /**
  * Fill out with the identity of kfront's own requests (reflectors, reviews):

@@ -23,6 +23,7 @@
 #include "proxy/l7.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -57,12 +58,29 @@ static bool drop_header(const char *name, enum config_identity_mode mode, bool v
     return false;
 }
 
+/* out is sized for everything pushed (identity_capacity): nothing is ever dropped, since a
+ * dropped identity header would let the request run as kfront itself. */
 static size_t push(struct lb_uhdr *out, size_t n, size_t max, const char *name, const char *value)
 {
-    if (n >= max)
-        return n;
+    KF_BUG_ON(n >= max);
     out[n] = (struct lb_uhdr){name, strlen(name), value, strlen(value)};
     return n + 1;
+}
+
+/* How many headers px_l7_identity_headers may write: all the client's, and the identity. */
+static size_t identity_capacity(struct px_request *req, const struct px_peer_identity *peer,
+                                const struct px_user *reviewed)
+{
+    size_t n = px_request_header_count(req) + 1 /* Authorization */ + 2 /* anonymous */;
+
+    if (reviewed) {
+        n += 2 + reviewed->n_groups;
+        for (size_t i = 0; i < reviewed->n_extra; i++)
+            n += reviewed->extra[i].n_values;
+    } else if (peer) {
+        n += 1 + peer->n_orgs;
+    }
+    return n;
 }
 
 /* An extra key as a header name: the apiserver path-unescapes what follows the prefix. */
@@ -107,9 +125,9 @@ static size_t push_user(struct px_request *req, bool imp, const struct px_user *
     return n;
 }
 
-size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg,
-                              const struct config_backend *be, const struct px_user *reviewed,
-                              struct lb_uhdr *out, size_t max)
+ssize_t px_l7_identity_headers(struct px_request *req, const struct config *cfg,
+                               const struct config_backend *be, const struct px_user *reviewed,
+                               size_t spare, struct lb_uhdr **headers)
 {
     enum config_identity_mode mode = cfg->identity.mode;
     const struct px_peer_identity *peer = px_request_peer(req);
@@ -120,7 +138,12 @@ size_t px_l7_identity_headers(struct px_request *req, const struct config *cfg,
     const char *group_hdr =
         mode == CONFIG_IDENTITY_IMPERSONATE ? "Impersonate-Group" : "X-Remote-Group";
     size_t n = 0, count = px_request_header_count(req);
+    size_t max = identity_capacity(req, peer, reviewed);
+    struct lb_uhdr *out = kf_arena_alloc(px_request_arena(req), (max + spare) * sizeof(*out));
 
+    *headers = out;
+    if (!out)
+        return -ENOMEM;
     for (size_t i = 0; i < count; i++) {
         const char *name, *value;
         if (px_request_header_at(req, i, &name, &value) && !drop_header(name, mode, vouch))

@@ -279,18 +279,17 @@ static bool ws_accept_ok(const struct px_upgrade *u, const char *accept)
 static int build_request(struct px_upgrade *u, const struct px_binding *b,
                          const struct px_user *reviewed)
 {
-    struct lb_uhdr h[136];
+    struct lb_uhdr *h;
     const char *authority = px_request_authority(u->preq);
-    size_t n = px_l7_identity_headers(u->preq, u->worker->gen->cfg, b->backend, reviewed, h,
-                                      KF_ARRAY_SIZE(h));
-    struct evbuffer *out = u->request = evbuffer_new();
+    ssize_t n = px_l7_identity_headers(u->preq, u->worker->gen->cfg, b->backend, reviewed, 0, &h);
+    struct evbuffer *out;
 
-    if (!out)
+    if (n < 0 || !(out = u->request = evbuffer_new()))
         return -ENOMEM;
     evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n",
                         u->connect_protocol ? "GET" : px_request_method(u->preq),
                         px_l7_target(u->preq), authority[0] ? authority : "kubernetes");
-    for (size_t i = 0; i < n; i++)
+    for (ssize_t i = 0; i < n; i++)
         evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)h[i].name_len, h[i].name,
                             (int)h[i].value_len, h[i].value);
     if (u->connect_protocol && ws_request_headers(u, out) < 0)

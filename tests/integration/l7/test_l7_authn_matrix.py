@@ -30,6 +30,8 @@ POLICY = ("token tok-bob bob uid=u-bob groups=dev,ops extra=example.io/team=blue
 FORGED = {"X-Remote-User": "system:admin", "X-Remote-Group": "system:masters",
           "X-Remote-Extra-Scopes": "everything"}
 
+JUNK = {f"X-Junk-{i}": "1" for i in range(300)}
+
 # (case, certificate, headers): certificates from kube-sim's cert dir
 CLIENTS = [
     ("cert alice (O=dev)", "user-alice", {}),
@@ -65,6 +67,11 @@ CLIENTS = [
       "Impersonate-Uid": "u-1"}),
     ("cert alice + empty Impersonate-User", "user-alice",
      {"Impersonate-User": "", "Impersonate-Group": "dev"}),
+    # many headers must not crowd out the identity kfront adds (it once ran such a client as
+    # kfront itself)
+    ("no credentials + 300 other headers", None, JUNK),
+    ("cert alice + 300 other headers", "user-alice", JUNK),
+    ("token bob + 300 other headers", None, dict(JUNK, Authorization="Bearer tok-bob")),
 ]
 
 
