@@ -7,6 +7,8 @@
 # STEADY seconds: straight at the apiserver (kube-sim), then through kfront with its watch
 # cache. Printed: the requests kube-sim received per second in each run against those offered
 # (goal through kfront: under 1 %), kube-sim's CPU, and the GETs' p50/p99 as h2load saw them.
+# kfront runs as a read-offload tier would: authorization.resourceWideAllow on (WIDE=false
+# reviews every name).
 #
 #   bash bench/cache-offload.sh                # needs a build: ninja -C build
 #   RATE=8500 STEADY=30 bash bench/cache-offload.sh
@@ -88,8 +90,10 @@ run() {
 echo "GETs straight at kube-sim ..." >&2
 run direct $SP
 
+# a read-offload tier: one review per namespace, not per name (WIDE=false to compare)
 start_kfront_cached $KF $KFA $SP configmaps "maxConnections: 20000
 timeouts: {drain: 1s}
+authorization: {resourceWideAllow: ${WIDE:-true}}
 cache: {enabled: true}"
 sed "s#https://127.0.0.1:$SP#https://127.0.0.1:$KF#" $W/sim.kubeconfig > $W/kfront.kubeconfig
 echo "$KUBELETS kubelets through kfront, then GETs through kfront ..." >&2

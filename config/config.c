@@ -72,7 +72,6 @@ struct config *cfg_alloc(const char *source)
     cfg->authorization.node_allow_ttl_ms = 10000;
     cfg->authorization.node_deny_ttl_ms = 1000;
     cfg->authorization.cache_size = 10000;
-    cfg->authorization.resource_wide_allow = true;
     cfg->authorization.user = "system:kfront";
     cfg->authorization.group = "system:masters";
     if (!cfg->source)

@@ -134,7 +134,7 @@ struct config_authorization {
     uint32_t node_allow_ttl_ms, node_deny_ttl_ms;
     uint32_t cache_size; /* decisions (and token reviews) kept per worker; default 10000 */
     /* an allowed get of the whole resource (a review without a name) allows a get of any of
-     * its objects, as RBAC guarantees; default true (false for webhooks that deny by name) */
+     * its objects; default false: see kfront.yaml(5) for when it is safe */
     bool resource_wide_allow;
     /* who kfront is in its own requests (reviews, the cache's LIST/WATCH) in front-proxy and
      * impersonate mode: "system:kfront" in "system:masters" ("" for no group) */

@@ -530,6 +530,8 @@ static void review_done(struct authz_review *rv, enum review_outcome outcome,
         e->arena = arena;
         authz_cache_ready(c, e, kf_now_ms() + ttl);
     }
+    if (e)
+        e->pinned = true; /* a waiter's next review may fill the cache: e must outlive them */
     while (!kf_list_empty(&waiters)) {
         struct px_authz_wait *wt = kf_container_of(waiters.next, struct px_authz_wait, link);
         kf_list_remove(&wt->link);
@@ -540,6 +542,8 @@ static void review_done(struct authz_review *rv, enum review_outcome outcome,
         else
             sar_known(wt, e, wt->state, wt->user);
     }
+    if (e)
+        e->pinned = false;
 }
 
 /* ---- authentication ------------------------------------------------------------------ */

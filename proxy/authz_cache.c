@@ -89,7 +89,7 @@ struct authz_entry *authz_cache_find(struct authz_cache *c, const uint8_t *key, 
 
     while (e && memcmp(e->key, key, AUTHZ_KEY_LEN) != 0)
         e = e->hnext;
-    if (e && e->state == AUTHZ_READY && now_ms >= e->expires_ms) {
+    if (e && e->state == AUTHZ_READY && !e->pinned && now_ms >= e->expires_ms) {
         authz_cache_remove(c, e);
         e = NULL;
     }
@@ -111,9 +111,12 @@ struct authz_entry *authz_cache_add(struct authz_cache *c, const uint8_t *key)
     size_t b;
 
     if (c->n >= c->max) {
-        if (kf_list_empty(&c->lru))
-            return NULL; /* all pending: the caller forwards instead */
-        authz_cache_remove(c, kf_container_of(c->lru.next, struct authz_entry, lru));
+        struct kf_list *pos = c->lru.next;
+        while (pos != &c->lru && kf_container_of(pos, struct authz_entry, lru)->pinned)
+            pos = pos->next;
+        if (pos == &c->lru)
+            return NULL; /* all pending or pinned: the caller forwards instead */
+        authz_cache_remove(c, kf_container_of(pos, struct authz_entry, lru));
         count(&c->evictions);
     }
     e = calloc(1, sizeof(*e));

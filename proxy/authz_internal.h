@@ -28,6 +28,8 @@ struct authz_entry {
     uint64_t expires_ms;
     bool verdict;                /* authenticated, or allowed */
     bool node_subject;           /* AUTHZ_SAR for a system:nodes user: the node TTLs apply */
+    bool pinned; /* its waiters are being told (their callbacks may use the cache): neither
+                  * evicted nor dropped as expired until they all were */
     struct kf_arena *arena;      /* owns user / reason; NULL when there is none */
     struct px_user user;         /* AUTHZ_TOKEN with verdict */
     const char *reason;          /* AUTHZ_SAR denial reason, or NULL */
@@ -48,14 +50,14 @@ int authz_cache_init(struct authz_cache *c, size_t max);
 /** Free every entry; pending ones must have been settled by the caller. */
 void authz_cache_free(struct authz_cache *c);
 /**
- * The entry for key, or NULL (a miss; an expired entry is dropped). A READY
+ * The entry for key, or NULL (a miss; an expired entry is dropped unless pinned). A READY
  * hit becomes the most recently used. Counts hits and misses (a PENDING entry
  * counts as a hit: the caller joins it).
  */
 struct authz_entry *authz_cache_find(struct authz_cache *c, const uint8_t *key, uint64_t now_ms);
 /**
  * A new PENDING entry for key; evicts the least recently used answered entry
- * when full. NULL when every entry is pending or on ENOMEM.
+ * that is not pinned when full. NULL when every entry is pending or pinned, or on ENOMEM.
  */
 struct authz_entry *authz_cache_add(struct authz_cache *c, const uint8_t *key);
 /** PENDING -> READY until expires_ms. */

@@ -315,17 +315,17 @@ static void stop(void)
     event_base_free(T.base);
 }
 
-/* reviews by name, one per object (resourceWideAllow: see authz_wide) */
+/* the default: reviews by name, one per object (resourceWideAllow: see authz_wide) */
 static void setup_default(void)
 {
-    start("authorization: {resourceWideAllow: false}");
+    start("");
 }
 
 TestSuite(authz, .init = setup_default, .fini = stop);
 
 static void setup_wide(void)
 {
-    start("");
+    start("authorization: {resourceWideAllow: true}");
 }
 
 static char *slurp(const char *path, size_t *len)
@@ -590,7 +590,7 @@ Test(authz_cfg, cache_is_bounded_with_lru_eviction)
 
 /* ---- parsers and bodies ---------------------------------------------------------------- */
 
-/* ---- resourceWideAllow (the default): a get first asks about the whole resource ---------- */
+/* ---- resourceWideAllow: a get first asks about the whole resource ---------------------- */
 
 TestSuite(authz_wide, .init = setup_wide, .fini = stop);
 
@@ -652,6 +652,28 @@ Test(authz_wide, nodes_and_other_verbs_are_reviewed_as_asked)
     /* a LIST has no name: one review, as before */
     get("/api/v1/namespaces/demo/pods", "good-alice");
     cr_assert_eq(T.n_sars, 3);
+}
+
+/* A waiter's named review fills a one-entry cache while the wide denial's other waiters are
+ * still being told: the denial must outlive them (it was read after being evicted). */
+Test(authz_wide, a_full_cache_keeps_the_decision_its_waiters_are_told)
+{
+    struct creq r[3];
+
+    stop();
+    start("authorization: {cacheSize: 1, resourceWideAllow: true}");
+    get("/api/v1/namespaces/demo/pods", "good-alice"); /* the token review is cached */
+    for (int i = 0; i < 3; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/api/v1/namespaces/demo/secrets/s%d", i + 2);
+        c_start(&r[i], path, "good-alice", NULL, NULL);
+    }
+    /* denied, or an error (kfront then forwards): never allowed */
+    for (int i = 0; i < 3; i++) {
+        c_wait(&r[i]);
+        cr_assert(r[i].status == 403 || strncmp(r[i].body, "error", 5) == 0, "%d: %d %s", i,
+                  r[i].status, r[i].body);
+    }
 }
 
 Test(authz_wide, a_client_gone_during_the_wide_review)
