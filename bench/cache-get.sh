@@ -44,6 +44,8 @@ URLPATH="/api/v1/namespaces/default/configmaps/bench-4k?resourceVersion=0"
 mkdir -p $W/www/api/v1/namespaces/default/configmaps
 curl -sf "${ADM[@]}" -A bench "https://127.0.0.1:$SP$URLPATH" > $W/www/api/v1/namespaces/default/configmaps/bench-4k
 SIZE=$(wc -c < $W/www/api/v1/namespaces/default/configmaps/bench-4k)
+# nginx started by root reads as nobody, and mktemp -d makes $W 0700: without this it serves 403s
+chmod 755 $W && chmod -R a+rX $W/www
 
 cat > $W/nginx.conf <<NGX
 worker_processes $THREADS;
@@ -69,9 +71,11 @@ authorization: {group: \"\"}
 cache: {resources: [configmaps]}"
 for p in $NG $KF $SP; do
   for _ in $(seq 100); do
-    [ "$(curl -s --cacert $W/pki/ca.crt -H "$AUTH" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$p$URLPATH" || true)" = 200 ] && break
+    code=$(curl -s --cacert $W/pki/ca.crt -H "$AUTH" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$p$URLPATH" || true)
+    [ "$code" = 200 ] && break
     sleep 0.1
   done
+  [ "$code" = 200 ] || { echo "port $p answers $code, not 200: no figures" >&2; exit 1; }
 done
 cmp -s <(curl -s --cacert $W/pki/ca.crt -H "$AUTH" -A bench "https://127.0.0.1:$KF$URLPATH") \
   $W/www/api/v1/namespaces/default/configmaps/bench-4k && same="same bytes as the apiserver" || same="BYTES DIFFER"
@@ -79,7 +83,7 @@ cmp -s <(curl -s --cacert $W/pki/ca.crt -H "$AUTH" -A bench "https://127.0.0.1:$
 run_h2load() { # port n -> "rps p50_ms p99_ms"
   h2load -n "$2" -c "$CONNS" -m "$STREAMS" -t "$THREADS" -H "$AUTH" --log-file $W/h2.log \
     "https://127.0.0.1:$1$URLPATH" > $W/h2.out 2>&1
-  grep -q " 0 failed, 0 errored" $W/h2.out || { echo "h2load errors:" >&2; grep -E "requests:|status codes" $W/h2.out >&2; }
+  grep -q " 0 failed, 0 errored" $W/h2.out || { echo "h2load errors (port $1), no figures:" >&2; grep -E "requests:|status codes" $W/h2.out >&2; exit 1; }
   /usr/bin/python3 - "$W/h2.out" "$W/h2.log" <<'PY'
 import re, sys
 out = open(sys.argv[1]).read()

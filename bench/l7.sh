@@ -85,7 +85,7 @@ done
 run_h2load() { # port -> "rps p50_ms p99_ms"
   ${H2TIME:-} h2load -n "$N" -c "$CONNS" -m "$STREAMS" -t 1 -H "$AUTH" --log-file $W/h2.log \
     https://127.0.0.1:$1$URLPATH > $W/h2.out 2>&1
-  grep -q " 0 failed, 0 errored" $W/h2.out || { echo "h2load errors:" >&2; grep -E "requests:|status codes" $W/h2.out >&2; }
+  grep -q " 0 failed, 0 errored" $W/h2.out || { echo "h2load errors (port $1), no figures:" >&2; grep -E "requests:|status codes" $W/h2.out >&2; exit 1; }
   /usr/bin/python3 - "$W/h2.out" "$W/h2.log" <<'PY'
 import re, sys
 out = open(sys.argv[1]).read()
