@@ -205,7 +205,7 @@ static void on_up_end(struct lb_ureq *ureq, int error, void *arg)
 
     (void)ureq;
     r->ureq = NULL;
-    if (r->state == L7_STREAMING) {
+    if (r->state == L7_STREAMING || r->state == L7_ENDING) {
         l7_count(r, r->code);
         if (error == 0)
             px_response_end(r->preq);
@@ -276,10 +276,11 @@ static void l7_fail(struct l7_req *r, int code, const char *reason, const char *
     }
     px_request_on_close(r->preq, NULL, NULL);
     px_request_on_drain(r->preq, NULL, NULL);
-    if (r->state == L7_STREAMING)
+    bool answered = r->state == L7_STREAMING || r->state == L7_ENDING;
+    if (answered)
         code = r->code; /* what the client was told */
     l7_count(r, code);
-    if (r->state == L7_STREAMING)
+    if (answered)
         px_response_abort(r->preq); /* the client must not take a cut stream as whole */
     else if (code == 504)
         reply_timeout(r->preq);

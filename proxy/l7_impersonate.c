@@ -44,6 +44,7 @@ struct l7_impersonation {
     struct px_user as; /* who the client asks to be */
     const char *groups[MAX_GROUPS];
     struct px_user_extra extra[MAX_EXTRA];
+    bool too_many; /* more groups or extra keys than kfront reviews */
 };
 
 static void imp_set_state(struct l7_impersonation *m, enum imp_state next)
@@ -54,23 +55,19 @@ static void imp_set_state(struct l7_impersonation *m, enum imp_state next)
     m->state = next;
 }
 
-/* As the apiserver reads them: an empty Impersonate-User or -Uid asks for nothing. */
-static bool asks(const char *name, const char *value)
-{
-    if (strncasecmp(name, "impersonate-", 12) != 0)
-        return false;
-    name += 12;
-    if (strcasecmp(name, "user") == 0 || strcasecmp(name, "uid") == 0)
-        return value[0] != '\0';
-    return strcasecmp(name, "group") == 0 || strncasecmp(name, "extra-", 6) == 0;
-}
-
+/* As the apiserver reads them (Header.Get: the first value): an empty Impersonate-User or
+ * -Uid asks for nothing; any Impersonate-Group or -Extra-* asks. */
 bool px_l7_impersonation_requested(struct px_request *preq)
 {
+    const char *user = px_request_header(preq, "impersonate-user");
+    const char *uid = px_request_header(preq, "impersonate-uid");
     const char *name, *value;
 
+    if ((user && user[0]) || (uid && uid[0]))
+        return true;
     for (size_t i = 0; px_request_header_at(preq, i, &name, &value); i++)
-        if (asks(name, value))
+        if (strcasecmp(name, "impersonate-group") == 0 ||
+            strncasecmp(name, "impersonate-extra-", 18) == 0)
             return true;
     return false;
 }
@@ -81,19 +78,24 @@ bool px_l7_wants_impersonation(struct px_worker *w, struct px_request *preq)
            px_l7_impersonation_requested(preq);
 }
 
-/* "%2F" -> "/", lower case, as the apiserver reads an extra key from a header name. */
+/* An extra key from a header name as the apiserver reads it: lower-cased, then
+ * url.PathUnescape'd ("%2f" -> "/"); a malformed escape leaves the lower-cased key as is. */
 static char *unescape_key(struct kf_arena *a, const char *s)
 {
     char *out = kf_arena_strdup(a, s), *o = out;
 
-    for (const char *p = s; out && *p; p++) {
+    for (char *p = out; p && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    for (const char *p = out; p && *p; p++)
+        if (*p == '%' && (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2])))
+            return out;
+    for (const char *p = out; out && *p; p++) {
         unsigned v;
-        if (p[0] == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]) &&
-            sscanf(p + 1, "%2x", &v) == 1) {
+        if (p[0] == '%' && sscanf(p + 1, "%2x", &v) == 1) {
             *o++ = (char)v;
             p += 2;
         } else {
-            *o++ = (char)tolower((unsigned char)*p);
+            *o++ = *p;
         }
     }
     if (out)
@@ -106,15 +108,23 @@ static void add_extra(struct l7_impersonation *m, struct kf_arena *a, const char
 {
     size_t i = 0;
 
+    if (!key) { /* out of memory: refused rather than reviewed in part */
+        m->too_many = true;
+        return;
+    }
     while (i < m->as.n_extra && strcmp(m->extra[i].key, key) != 0)
         i++;
-    if (i == MAX_EXTRA)
+    if (i == MAX_EXTRA) {
+        m->too_many = true;
         return;
+    }
     if (i == m->as.n_extra)
         m->extra[m->as.n_extra++] = (struct px_user_extra){key, NULL, 0};
     const char **v = kf_arena_alloc(a, (m->extra[i].n_values + 1) * sizeof(*v));
-    if (!v)
+    if (!v) {
+        m->too_many = true;
         return;
+    }
     if (m->extra[i].n_values)
         memcpy(v, m->extra[i].values, m->extra[i].n_values * sizeof(*v));
     v[m->extra[i].n_values] = value;
@@ -137,7 +147,9 @@ static void read_request(struct l7_impersonation *m)
     if (m->as.uid && !m->as.uid[0])
         m->as.uid = NULL;
     for (size_t i = 0; px_request_header_at(m->preq, i, &name, &value); i++) {
-        if (strcasecmp(name, "impersonate-group") == 0 && m->as.n_groups < MAX_GROUPS)
+        if (strcasecmp(name, "impersonate-group") == 0 && m->as.n_groups == MAX_GROUPS)
+            m->too_many = true;
+        else if (strcasecmp(name, "impersonate-group") == 0)
             m->groups[m->as.n_groups++] = value;
         else if (strncasecmp(name, "impersonate-extra-", 18) == 0)
             add_extra(m, a, unescape_key(a, name + 18), value);
@@ -178,6 +190,25 @@ static bool service_account(const char *user, char *ns, size_t ns_size, const ch
     ns[ns_len] = '\0';
     *name = colon + 1;
     return true;
+}
+
+/* Whether every attribute fits a review (px_reqinfo's fields): a truncated one would be
+ * reviewed for a name other than the one then impersonated. */
+static bool fits(const struct l7_impersonation *m)
+{
+    struct px_reqinfo c;
+    bool ok = !m->too_many && (!m->as.name || strlen(m->as.name) < sizeof(c.name)) &&
+              (!m->as.uid || strlen(m->as.uid) < sizeof(c.name));
+
+    for (size_t i = 0; ok && i < m->as.n_groups; i++)
+        ok = strlen(m->as.groups[i]) < sizeof(c.name);
+    for (size_t i = 0; ok && i < m->as.n_extra; i++) {
+        ok =
+            m->extra[i].key && strlen("userextras/") + strlen(m->extra[i].key) < sizeof(c.resource);
+        for (size_t v = 0; ok && v < m->extra[i].n_values; v++)
+            ok = strlen(m->extra[i].values[v]) < sizeof(c.name);
+    }
+    return ok;
 }
 
 /* The attribute reviewed at step, in the apiserver's order; false once all are done. */
@@ -239,7 +270,7 @@ static void reply_without_user(struct l7_impersonation *m)
         codec_buf_puts(&msg, kf_arena_sprintf(a, "%s{UID  %s  %s  }", sep, m->as.uid, av));
     codec_buf_puts(&msg, "] without impersonating a user");
     codec_buf_append(&msg, "", 1);
-    if (msg.err || codec_internal_error_text(&body, px_request_path(m->preq), msg.data) != 0) {
+    if (msg.err || codec_internal_error_text(&body, px_l7_target(m->preq), msg.data) != 0) {
         px_l7_reject(m->worker, m->preq, &m->info, 503, "ServiceUnavailable", "out of memory");
     } else {
         px_l7_count(m->worker, &m->info, 500, 0); /* before the last byte goes out */
@@ -326,6 +357,13 @@ void px_l7_impersonate(struct px_worker *w, struct px_frontend *fe, struct px_re
     *m = (struct l7_impersonation){
         .state = IMP_CHECKING, .worker = w, .fe = fe, .preq = preq, .info = *info};
     read_request(m);
+    if (!fits(m)) {
+        m->state = IMP_ANSWERED;
+        px_l7_reject(w, preq, info, 400, "BadRequest",
+                     "kfront reviews impersonated names, groups, uids and extra values of at most "
+                     "255 bytes, extra keys of at most 84, and at most 64 groups and 32 keys");
+        return;
+    }
     if (!m->as.name) {
         m->state = IMP_ANSWERED;
         reply_without_user(m);

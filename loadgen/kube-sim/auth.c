@@ -274,20 +274,35 @@ static void add_group(struct ks_user *u, const char *g)
         u->groups[u->n_groups++] = g;
 }
 
-/* X-Remote-Extra-Foo%2Fbar -> "foo/bar" (lower-cased and unescaped, as the apiserver does). */
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/*
+ * X-Remote-Extra-Foo%2Fbar -> "foo/bar", as the apiserver reads an extra key: lower-cased,
+ * then url.PathUnescape'd; when that fails (a malformed escape) the lower-cased key as is.
+ */
 static char *extra_key(struct kf_arena *a, const char *suffix)
 {
     char *k = kf_arena_strdup(a, suffix), *o = k;
 
     if (!k)
         return NULL;
-    for (const char *p = suffix; *p; p++) {
-        if (*p == '%' && p[1] && p[2]) {
-            char hex[3] = {p[1], p[2], '\0'};
-            *o++ = (char)strtol(hex, NULL, 16);
+    for (char *p = k; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    for (const char *p = k; *p; p++)
+        if (*p == '%' && (hex_value(p[1]) < 0 || hex_value(p[2]) < 0))
+            return k;
+    for (const char *p = k; *p; p++) {
+        if (*p == '%') {
+            *o++ = (char)(hex_value(p[1]) * 16 + hex_value(p[2]));
             p += 2;
         } else {
-            *o++ = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+            *o++ = *p;
         }
     }
     *o = '\0';
@@ -455,7 +470,10 @@ static void reply_without_user(struct ks_req *r, const struct ks_user *as)
         ks_sb_printf(&m, "%s{UID  %s  %s  }", as->n_groups || as->n_extra ? " " : "", as->uid, av);
     ks_sb_adds(&m, "] without impersonating a user");
     codec_buf_init(&body);
-    codec_internal_error_text(&body, px_request_path(r->px), ks_sb_cstr(&m));
+    const char *q = px_request_query_string(r->px);
+    const char *uri = q[0] ? kf_arena_sprintf(r->arena, "%s?%s", px_request_path(r->px), q)
+                           : px_request_path(r->px); /* Go's RequestURI */
+    codec_internal_error_text(&body, uri ? uri : "", ks_sb_cstr(&m));
     px_response_header(r->px, "X-Content-Type-Options", "nosniff");
     ks_reply_body(r, 500, "text/plain; charset=utf-8", body.data, body.len);
     codec_buf_free(&body);

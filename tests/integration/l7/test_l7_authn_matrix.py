@@ -57,6 +57,9 @@ CLIENTS = [
     ("cert admin + Impersonate-User with extras, uid, system:unauthenticated", "admin",
      {"Impersonate-User": "carol", "Impersonate-Group": "system:unauthenticated",
       "Impersonate-Extra-Example.io%2fteam": "red", "Impersonate-Uid": "u-carol"}),
+    ("cert admin + Impersonate-Extra key with a malformed escape", "admin",
+     {"Impersonate-User": "carol", "Impersonate-Extra-Bad%zZ%2FKey": "v",
+      "Impersonate-Extra-Good%2FKey": "w"}),
     ("cert alice + Impersonate-User carol with an extra", "user-alice",
      {"Impersonate-User": "carol", "Impersonate-Extra-Scopes": "<all>"}),
     # groups, extras or a uid without a user: the apiserver's 500, whoever asks
@@ -183,6 +186,27 @@ def test_impersonate_mode_honours_or_refuses_client_impersonation():
 
 def test_impersonate_mode_no_credentials_as_kube_sim_answers():
     check("impersonate", credentialless)
+
+
+def test_impersonate_mode_refuses_what_it_cannot_review_whole():
+    """A name longer than kfront's review fields would be reviewed truncated and then
+    impersonated whole: kfront refuses it (400) instead."""
+    e = start("impersonate")
+    try:
+        for headers in ({"Impersonate-User": "u" * 300},
+                        {"Impersonate-User": "carol", "Impersonate-Group": "g" * 256},
+                        {"Impersonate-User": "carol", "Impersonate-Extra-" + "k" * 90: "v"},
+                        {"Impersonate-User": "carol",
+                         **{f"Impersonate-Extra-K{i}": "v" for i in range(33)}}):
+            for proto in ("h1", "h2"):
+                st, body = call(e, e.port, proto, "admin", headers)
+                assert st == 400 and b"kfront reviews impersonated names" in body, (
+                    proto, list(headers)[-1][:40], st, body[:200])
+        # at the limits, reviewed and impersonated as asked
+        st, body = call(e, e.port, "h1", "admin", {"Impersonate-User": "u" * 255})
+        assert st == 201 and ("u" * 255).encode() in body, (st, body[:200])
+    finally:
+        e.close()
 
 
 def test_h1_client_with_a_rejected_token():
