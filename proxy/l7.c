@@ -15,7 +15,8 @@
  * Request states: UPSTREAM (waiting for the response head) -> STREAMING ->
  * (ENDING) -> DONE. A client that goes away cancels the upstream stream. When
  * the worker drains, a watch that is streaming ends at its next event boundary
- * (ENDING until then), as the apiserver ends its watches when it shuts down.
+ * (ENDING until then), as the apiserver ends its watches when it shuts down; one
+ * answered during the drain ends after its first event.
  *
  * Short requests (not watches, exec, logs, ...) have a deadline like the
  * apiserver's --request-timeout, shortened by their timeout parameter, plus
@@ -175,6 +176,10 @@ static void on_up_headers(struct lb_ureq *ureq, int status, const struct lb_uhdr
     l7_set_state(r, L7_STREAMING);
     px_response_start(r->preq, status);
     r->code = status;
+    /* answered while draining: it ends after its first event */
+    if (r->frames.framing != PX_FRAMING_NONE &&
+        atomic_load_explicit(&r->worker->daemon->draining, memory_order_relaxed))
+        l7_set_state(r, L7_ENDING);
 }
 
 static void watch_end(struct l7_req *r);

@@ -203,6 +203,35 @@ def test_sigterm_ends_forwarded_watches_cleanly():
         env.close()
 
 
+def test_sigterm_ends_a_watch_answered_during_the_drain_after_its_first_event():
+    """A watch whose answer was still on its way when the drain began ends after its first
+    event (the apiservers delay their answers by 1.5 s here)."""
+    sims = identical_sims()
+    env = SimFront(sims, cache=False, extra_yaml="timeouts: {drain: 30s}\n")
+    try:
+        _, lst = sims[0].json("GET", NS_CMS)
+        for s in sims:
+            s.admin_post("/faults?delayMs=1500")
+        conn = env.h2()
+        w = ClientWatch(env, f"{NS_CMS}?watch=1&resourceVersion="
+                        f"{lst['metadata']['resourceVersion']}&timeoutSeconds=120", conn)
+        conn.start()
+        time.sleep(0.3)
+        assert w.h2.status is None, "answered before the drain began"
+        env.kf.signal(signal.SIGTERM)
+        wait_for(lambda: w.h2.status == 200, 10, "the watch's answer")
+        for s in sims:
+            s.admin_post("/faults?delayMs=0")
+        write_all(sims, "during-drain")
+        wait_for(w.done, 10, "the watch to end after its first event")
+        assert w.how_ended() == "END_STREAM", w.how_ended()
+        assert w.names() == [("ADDED", "during-drain")], w.names()
+        assert bytes(w.h2.data).endswith(b"\n")
+        env.kf.proc.wait(10)
+    finally:
+        env.close()
+
+
 def test_kill_ends_forwarded_watches_and_rewatch_lands_on_survivor():
     sims, env = start()
     conn = None
