@@ -409,7 +409,7 @@ void px_l7_handle(struct px_request *preq, void *arg)
     struct px_reqinfo info;
 
     px_reqinfo_parse(px_request_method(preq), px_request_path(preq),
-                     px_request_query(preq, "watch") != NULL, &info);
+                     px_reqinfo_watch_param(px_request_query(preq, "watch")), &info);
     if (w && px_l7_cache_try(w, fe, preq, &info))
         return;
     px_l7_forward(w, fe, preq, &info);

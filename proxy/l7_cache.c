@@ -604,6 +604,19 @@ static void reply_not_ready(struct px_request *preq, struct px_worker *w,
     px_l7_count(w, info, 429, 0);
 }
 
+/*
+ * The path names the store's type as the apiserver routes it: the same version (the store's
+ * "group/version" or core "version"), and a cluster-scoped resource never under
+ * namespaces/NS/ (there it is the apiserver's 404). Anything else is forwarded.
+ */
+static bool path_matches_store(const struct px_reqinfo *info, const struct codec_type *t)
+{
+    const char *v = strrchr(t->api_version, '/');
+
+    v = v ? v + 1 : t->api_version;
+    return strcmp(info->api_version, v) == 0 && (t->namespaced || !info->namespaced_path);
+}
+
 static enum l7c_kind kind_of(const struct px_reqinfo *info, bool *ok)
 {
     *ok = true;
@@ -626,13 +639,18 @@ bool px_l7_cache_try(struct px_worker *w, struct px_frontend *fe, struct px_requ
     enum l7c_kind kind = kind_of(info, &ok);
     int fmt, rc;
 
-    /* a client acting as someone else is judged by the apiserver (or l7_impersonate.c) */
-    if (!c || !ok || !info->is_resource || strchr(info->resource, '/') ||
-        strcmp(px_request_method(preq), "GET") != 0 || px_request_is_upgrade(preq) ||
-        px_l7_impersonation_requested(preq))
+    /* a client acting as someone else is judged by the apiserver (or l7_impersonate.c); so is
+     * a path whose segments did not fit, and the deprecated /watch/ paths (which may name an
+     * object) */
+    if (!c || !ok || !info->is_resource || info->truncated || info->watch_path ||
+        strchr(info->resource, '/') || strcmp(px_request_method(preq), "GET") != 0 ||
+        px_request_is_upgrade(preq) || px_l7_impersonation_requested(preq))
         return false;
     fmt = format_of(preq);
     if (fmt < 0)
+        return false;
+    const struct codec_type *t = codec_type_by_resource(info->api_group, info->resource);
+    if (!t || !path_matches_store(info, t))
         return false;
     rc = cache_store_find(c, info->api_group, info->resource, (enum cache_format)fmt, &s);
     if (rc == -ENOENT)

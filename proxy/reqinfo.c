@@ -3,8 +3,9 @@
  * /api/VERSION/... is the core group, /apis/GROUP/VERSION/... any other;
  * "namespaces/NS/RESOURCE[/NAME[/SUB]]" is namespaced, except that
  * "namespaces/NAME[/SUB]" names a namespace itself; GET becomes get with a
- * name and list without one, watch with ?watch=1 (or the deprecated /watch/
- * prefix), DELETE without a name deletecollection.
+ * name (whatever ?watch says) and list without one, watch with ?watch=1, or
+ * with the deprecated /watch/ prefix (even with a name); DELETE without a name
+ * deletecollection.
  */
 #include "proxy/reqinfo.h"
 
@@ -30,15 +31,23 @@ static size_t split(char *buf, char **parts)
     return n;
 }
 
-static void set(char *dst, size_t size, const char *src)
+static void set_field(char *dst, size_t size, const char *src, bool *truncated)
 {
-    kf_strlcpy(dst, src, size);
+    if (kf_strlcpy(dst, src, size) >= size)
+        *truncated = true;
+}
+
+#define set(dst, size, src) set_field(dst, size, src, &info->truncated)
+
+bool px_reqinfo_watch_param(const char *value)
+{
+    return value && strcmp(value, "0") != 0 && strcasecmp(value, "false") != 0;
 }
 
 static const char *http_verb(const char *method, bool has_name, bool watch)
 {
     if (strcasecmp(method, "GET") == 0 || strcasecmp(method, "HEAD") == 0)
-        return watch ? "watch" : has_name ? "get" : "list";
+        return has_name ? "get" : watch ? "watch" : "list";
     if (strcasecmp(method, "POST") == 0)
         return "create";
     if (strcasecmp(method, "PUT") == 0)
@@ -65,7 +74,7 @@ static void resource_parts(char **parts, size_t n, bool watch, const char *metho
     bool proxy = false;
 
     if (n > 0 && strcmp(parts[0], "watch") == 0) { /* deprecated /watch/ paths */
-        watch = true;
+        info->watch_path = true;
         parts++;
         n--;
     } else if (n > 0 && strcmp(parts[0], "proxy") == 0) { /* deprecated /proxy/ paths */
@@ -80,6 +89,7 @@ static void resource_parts(char **parts, size_t n, bool watch, const char *metho
         if (n > 2 && strcmp(parts[2], "status") != 0 && strcmp(parts[2], "finalize") != 0) {
             parts += 2;
             n -= 2;
+            info->namespaced_path = true;
         }
     }
     if (n == 0)
@@ -91,10 +101,14 @@ static void resource_parts(char **parts, size_t n, bool watch, const char *metho
         size_t len = strlen(info->resource);
         if (len + 1 < sizeof(info->resource)) {
             info->resource[len] = '/';
-            kf_strlcpy(info->resource + len + 1, parts[2], sizeof(info->resource) - len - 1);
+            set(info->resource + len + 1, sizeof(info->resource) - len - 1, parts[2]);
+        } else {
+            info->truncated = true;
         }
     }
-    const char *verb = proxy ? "proxy" : http_verb(method, n >= 2, watch);
+    const char *verb = proxy              ? "proxy"
+                       : info->watch_path ? "watch"
+                                          : http_verb(method, n >= 2, watch);
     if (verb)
         set(info->verb, sizeof(info->verb), verb);
     info->is_resource = true;
@@ -110,6 +124,8 @@ void px_reqinfo_parse(const char *method, const char *path, bool watch_param,
     memset(info, 0, sizeof(*info));
     lower_method(method, info);
     set(buf, sizeof(buf), path);
+    if (strlen(path) >= sizeof(buf))
+        info->truncated = true;
     n = split(buf, parts);
     if (n >= 2 && strcmp(parts[0], "api") == 0) {
         set(info->api_version, sizeof(info->api_version), parts[1]);

@@ -20,7 +20,13 @@ struct px_reqinfo {
     char namespace_[64];
     char resource[96]; /* "pods" or "pods/log" */
     char name[256];
+    bool watch_path;      /* the deprecated /watch/ prefix (a watch even with a name) */
+    bool namespaced_path; /* namespaces/NS/RESOURCE...: a namespaced resource's path */
+    bool truncated;       /* a segment did not fit its field: the fields are not the path's */
 };
+
+/** The watch query parameter as the apiserver reads it: present and not "0" or "false". */
+bool px_reqinfo_watch_param(const char *value);
 
 /** Fill info from method, raw path and the watch query parameter's presence. */
 void px_reqinfo_parse(const char *method, const char *path, bool watch_param,

@@ -195,7 +195,9 @@ static struct px_peer_identity *identity_of(SSL *ssl, X509 *cert)
     if (SSL_get_verify_result(ssl) != X509_V_OK)
         return NULL;
     X509_NAME *subj = X509_get_subject_name(cert);
-    idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+    /* the last CN, as Go's pkix.Name reads a subject (the apiserver's user name) */
+    for (int i = -1; (i = X509_NAME_get_index_by_NID(subj, NID_commonName, i)) >= 0;)
+        idx = i;
     cn = idx >= 0 ? name_entry_utf8(subj, idx) : strdup("");
     for (idx = -1; n < PX_MAX_ORGS;) {
         idx = X509_NAME_get_index_by_NID(subj, NID_organizationName, idx);

@@ -268,6 +268,65 @@ def test_cacheable_read_by_an_impersonating_client_as_kube_sim_answers():
     cached_matrix(impersonating)
 
 
+PATH_POLICY = ("token tok-carol carol\n"
+               "allow user=carol verbs=get,watch resources=configmaps names=cm-a\n"
+               "token tok-dave dave\n"
+               "allow user=dave verbs=* resources=* namespaces=default\n")
+
+
+def test_cached_paths_answer_as_kube_sim_does():
+    """Paths whose shape changes what is asked: a name with ?watch=1 is a get of that name
+    (it was once served as a watch of every object in the namespace), the /watch/ prefix, a
+    cluster-scoped resource under namespaces/NS/ (the apiserver's 404; it was once served by
+    a namespace Role), an unknown version, ?watch=false. kfront's cache (or its forwarding)
+    must answer each as kube-sim does."""
+    sim = ksim.KubeSim(users=("alice=dev",), nodes=2, pods=4, configmaps=4, secrets=2,
+                       policy=POLICY + PATH_POLICY)
+    e = SimFront([sim], cache=True, identity="front-proxy")
+    try:
+        cms = "/api/v1/namespaces/default/configmaps"
+        for name in ("cm-a", "cm-b"):
+            st, _ = sim.json("POST", cms, {"apiVersion": "v1", "kind": "ConfigMap",
+                                           "metadata": {"name": name}, "data": {"k": name}})
+            assert st == 201, st
+        n = len(json.loads(call(e, sim.port, "h1", "admin", {}, "GET", "/api/v1/configmaps")[1])
+                ["items"])
+        wait_for(lambda: e.kf.metric('kfront_cache_objects{resource="configmaps",format="json"}')
+                 >= n, 15, "kfront's configmaps cache to fill")
+        node = json.loads(call(e, sim.port, "h1", "admin", {}, "GET", "/api/v1/nodes")[1])[
+            "items"][0]["metadata"]["name"]
+        carol, dave = {"Authorization": "Bearer tok-carol"}, {"Authorization": "Bearer tok-dave"}
+        cases = [
+            (carol, f"{cms}/cm-a?watch=1"),
+            (carol, f"{cms}/cm-a?watch=true&resourceVersion=0"),
+            (carol, f"{cms}/cm-b?watch=1"),
+            (carol, f"{cms}?watch=1&fieldSelector=metadata.name%3Dcm-b"),
+            (carol, "/api/v1/watch/namespaces/default/configmaps/cm-b"),
+            (dave, "/api/v1/namespaces/default/nodes"),
+            (dave, f"/api/v1/namespaces/default/nodes/{node}"),
+            (dave, "/api/v1/namespaces/default/namespaces"),
+            (dave, f"{cms}?watch=false&resourceVersion=0"),
+            (dave, f"{cms}?watch=0"),
+            ({}, "/api/v9/nodes"),
+            ({}, "/api/v9/namespaces/default/configmaps?resourceVersion=0"),
+        ]
+        bad = []
+        for headers, path in cases:
+            cert = "admin" if not headers else None
+            direct = call(e, sim.port, "h1", cert, headers, "GET", path)
+            for proto in ("h1", "h2"):
+                got = call(e, e.port, proto, cert, headers, "GET", path)
+                same = got[0] == direct[0] and (got[0] != 200 or "watch=false" in path or
+                                                 "watch=0" in path or got[1] == direct[1])
+                if got[0] == 200 and direct[0] == 200 and not same:
+                    same = json.loads(got[1])["kind"] == json.loads(direct[1])["kind"]
+                if not same:
+                    bad.append(f"{proto} {path}: kfront {who(*got)}, kube-sim {who(*direct)}")
+        assert not bad, "\n".join(bad)
+    finally:
+        e.close()
+
+
 def cached_matrix(only):
     e = start("front-proxy", cache=True)
     try:

@@ -163,7 +163,7 @@ static void front_handle(struct px_request *preq, void *arg)
     (void)arg;
     fr->preq = preq;
     px_reqinfo_parse(px_request_method(preq), px_request_path(preq),
-                     px_request_query(preq, "watch") != NULL, &fr->info);
+                     px_reqinfo_watch_param(px_request_query(preq, "watch")), &fr->info);
     px_reqinfo_field_selector(&fr->info, px_request_query(preq, "fieldSelector"));
     if (px_authz_check(&T.w, &T.binding, preq, &fr->info, &fr->dec, on_decided, fr, &fr->wait) ==
         KF_AGAIN) {

@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <stdio.h>
 
 #include "proxy/reqinfo.h"
 
@@ -162,4 +163,54 @@ Test(reqinfo, long_running_like_the_apiservers_check)
     cr_expect_not(long_running("PATCH", "/api/v1/namespaces/d/pods/p/status", false));
     cr_expect_not(long_running("POST", "/apis/authentication.k8s.io/v1/tokenreviews", false));
     cr_expect_not(long_running("GET", "/healthz", false));
+}
+
+/* As RequestInfoFactory: ?watch only turns a GET without a name into a watch. */
+Test(reqinfo, watch_parameter_only_without_a_name)
+{
+    struct px_reqinfo i = info("GET", "/api/v1/namespaces/demo/secrets/s1", true);
+    cr_expect_str_eq(i.verb, "get");
+    cr_expect_str_eq(i.name, "s1");
+    cr_expect(!i.watch_path);
+
+    i = info("GET", "/api/v1/watch/namespaces/demo/secrets/s1", false);
+    cr_expect_str_eq(i.verb, "watch");
+    cr_expect_str_eq(i.name, "s1");
+    cr_expect(i.watch_path);
+
+    cr_expect(!px_reqinfo_watch_param(NULL));
+    cr_expect(!px_reqinfo_watch_param("0"));
+    cr_expect(!px_reqinfo_watch_param("false"));
+    cr_expect(!px_reqinfo_watch_param("FALSE"));
+    cr_expect(px_reqinfo_watch_param(""));
+    cr_expect(px_reqinfo_watch_param("1"));
+    cr_expect(px_reqinfo_watch_param("true"));
+    cr_expect(px_reqinfo_watch_param("no")); /* only "0" and "false" are false */
+}
+
+Test(reqinfo, namespaced_path_and_truncation)
+{
+    char path[512];
+    struct px_reqinfo i = info("GET", "/api/v1/namespaces/demo/nodes/n1", false);
+    cr_expect(i.namespaced_path);
+    cr_expect_str_eq(i.resource, "nodes");
+
+    i = info("GET", "/api/v1/namespaces/demo", false);
+    cr_expect(!i.namespaced_path, "a namespace's own path");
+    cr_expect_str_eq(i.name, "demo");
+
+    i = info("GET", "/api/v1/namespaces/demo/status", false);
+    cr_expect(!i.namespaced_path);
+    cr_expect(!i.truncated);
+
+    /* a namespace of 64 bytes does not fit namespace_[64]: flagged, never silently cut */
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%064d/configmaps", 7);
+    i = info("GET", path, false);
+    cr_expect(i.truncated);
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%063d/configmaps/%0300d", 7, 1);
+    i = info("GET", path, false);
+    cr_expect(i.truncated, "a 300-byte name");
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%063d/configmaps/x", 7);
+    i = info("GET", path, false);
+    cr_expect(!i.truncated);
 }
