@@ -189,6 +189,9 @@ struct lb_uhdr {
 };
 
 /** What to send. Everything is copied by lb_ureq_start() except a body by reference. */
+/** A header that can go on the wire: a token name and a value without CR, LF or NUL. */
+bool lb_uhdr_valid(const struct lb_uhdr *h);
+
 struct lb_ureq_spec {
     const char *method;    /* "GET", ... */
     const char *path;      /* path with the raw query, e.g. "/api/v1/pods?watch=1" */

@@ -78,6 +78,12 @@ static bool is_field_value(const char *s, size_t len)
     return true;
 }
 
+bool lb_uhdr_valid(const struct lb_uhdr *h)
+{
+    return h->name && h->value && is_token(h->name, h->name_len) &&
+           is_field_value(h->value, h->value_len);
+}
+
 static bool name_is_n(const struct lb_uhdr *h, const char *name, size_t len)
 {
     return h->name_len == len && strncasecmp(h->name, name, len) == 0;

@@ -368,6 +368,29 @@ static int read_extra(const struct jdoc *d, int obj, struct kf_arena *arena, str
     return 0;
 }
 
+/* No control bytes: a user kfront carries in header values (X-Remote-*, Impersonate-*). */
+static bool header_safe(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static bool user_header_safe(const struct px_user *u)
+{
+    bool ok = header_safe(u->name) && header_safe(u->uid);
+
+    for (size_t i = 0; ok && i < u->n_groups; i++)
+        ok = header_safe(u->groups[i]);
+    for (size_t i = 0; ok && i < u->n_extra; i++) {
+        ok = header_safe(u->extra[i].key);
+        for (size_t j = 0; ok && j < u->extra[i].n_values; j++)
+            ok = header_safe(u->extra[i].values[j]);
+    }
+    return ok;
+}
+
 static int read_user(const struct jdoc *d, int obj, struct kf_arena *arena, struct px_user *u)
 {
     const char **groups;
@@ -381,7 +404,9 @@ static int read_user(const struct jdoc *d, int obj, struct kf_arena *arena, stru
         read_extra(d, get(d, obj, "extra"), arena, u) < 0)
         return -EBADMSG;
     u->groups = groups;
-    return 0;
+    /* such a user cannot be vouched for in headers: the review counts as failed (front-proxy
+     * mode then passes the token through for the apiserver to judge) */
+    return user_header_safe(u) ? 0 : -EBADMSG;
 }
 
 static bool is_kind(const struct jdoc *d, const char *kind)

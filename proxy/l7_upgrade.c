@@ -284,6 +284,9 @@ static int build_request(struct px_upgrade *u, const struct px_binding *b,
     ssize_t n = px_l7_identity_headers(u->preq, u->worker->gen->cfg, b->backend, reviewed, 0, &h);
     struct evbuffer *out;
 
+    for (ssize_t i = 0; i < n; i++)
+        if (!lb_uhdr_valid(&h[i]))
+            return -EINVAL; /* a CR LF in a value would add headers of the client's choosing */
     if (n < 0 || !(out = u->request = evbuffer_new()))
         return -ENOMEM;
     evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n",
@@ -813,8 +816,10 @@ void px_l7_upgrade(struct px_worker *w, const struct px_binding *b, struct px_re
         return;
     }
     px_request_on_close(preq, on_client_gone, u);
-    if (build_request(u, b, reviewed) < 0) {
-        up_fail(u, 503, "ServiceUnavailable", "out of memory");
+    int rc = build_request(u, b, reviewed);
+    if (rc < 0) {
+        up_fail(u, rc == -EINVAL ? 400 : 503, rc == -EINVAL ? "BadRequest" : "ServiceUnavailable",
+                rc == -EINVAL ? "a request header cannot be forwarded" : "out of memory");
         return;
     }
     up_connect_next(u);

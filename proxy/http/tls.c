@@ -120,7 +120,8 @@ fail:
     return NULL;
 }
 
-/* UTF-8 copy of a name entry; NULL if absent or if it hides a NUL byte. */
+/* UTF-8 copy of a name entry; NULL if absent or if it holds a control byte (NUL, CR, LF...):
+ * the identity travels in header values. */
 static char *name_entry_utf8(X509_NAME *name, int idx)
 {
     X509_NAME_ENTRY *e = X509_NAME_get_entry(name, idx);
@@ -128,7 +129,11 @@ static char *name_entry_utf8(X509_NAME *name, int idx)
     int n = e ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e)) : -1;
     char *s = NULL;
 
-    if (n >= 0 && !memchr(utf8, 0, (size_t)n))
+    bool clean = n >= 0;
+
+    for (int i = 0; clean && i < n; i++)
+        clean = utf8[i] >= 0x20 && utf8[i] != 0x7f;
+    if (clean)
         s = strndup((const char *)utf8, (size_t)n);
     OPENSSL_free(utf8);
     return s;

@@ -75,6 +75,74 @@ def test_kubectl_attach_through_kfront():
         env.close()
 
 
+def issue_client_cert(certs, name, subject_attrs):
+    """A client certificate signed by kube-sim's cluster CA with these (oid, value) subject
+    attributes, written as certs/<name>.crt and .key."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    ca_cert = x509.load_pem_x509_certificate(open(os.path.join(certs, "ca.crt"), "rb").read())
+    ca_key = serialization.load_pem_private_key(open(os.path.join(certs, "ca.key"), "rb").read(),
+                                                None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(o, v) for o, v in subject_attrs]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           False)
+            .sign(ca_key, hashes.SHA256()))
+    with open(os.path.join(certs, name + ".crt"), "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(os.path.join(certs, name + ".key"), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+
+
+def test_certificate_names_that_headers_cannot_carry():
+    """A client certificate whose CN holds CR LF once added headers of its choosing to an
+    upgrade's upstream request (X-Remote-Group: system:masters). Such a certificate carries no
+    identity: 401, for a plain request and an exec upgrade alike, as kube-sim answers. With
+    two CNs the user is the last one, as Go reads a subject."""
+    from cryptography.x509.oid import NameOID
+    env = Env()
+    try:
+        c = env.sim.certs
+        issue_client_cert(c, "mallory", [(NameOID.ORGANIZATION_NAME, "dev"),
+                                         (NameOID.COMMON_NAME,
+                                          "mallory\r\nX-Remote-Group: system:masters")])
+        issue_client_cert(c, "two-cns", [(NameOID.COMMON_NAME, "first"),
+                                         (NameOID.COMMON_NAME, "alice")])
+        ns, pod = first_pod(env)
+        ctx = ssl.create_default_context(cafile=os.path.join(c, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(c, "mallory.crt"), os.path.join(c, "mallory.key"))
+        ws = (f"GET /api/v1/namespaces/{ns}/pods/{pod}/exec?command=id&stdout=true HTTP/1.1\r\n"
+              "Host: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n")
+        for port in (env.sim.port, env.port):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    s.sendall(ws.encode())
+                    head, _ = read_head(s)
+            assert head.startswith(b"HTTP/1.1 401"), (port, head[:200])
+        for cert, want in (("mallory", "401"), ("two-cns", 'User \\"alice\\" cannot list')):
+            got = [subprocess.run(["curl", "-s", "-w", "\n%{http_code}",
+                                   "--cacert", f"{c}/ca.crt", "--cert", f"{c}/{cert}.crt",
+                                   "--key", f"{c}/{cert}.key",
+                                   f"https://127.0.0.1:{port}/api/v1/namespaces/{ns}/pods"],
+                                  capture_output=True, text=True).stdout
+                   for port in (env.sim.port, env.port)]
+            assert got[0] == got[1], (cert, got)
+            assert want in got[0], (cert, got[0][-300:])
+    finally:
+        env.close()
+
+
 def test_upgrade_answered_without_101_is_relayed():
     env = Env()
     try:

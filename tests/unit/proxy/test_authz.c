@@ -706,6 +706,18 @@ Test(authz_parse, malformed_answers_are_errors)
         "}",
         "{\"status\":{\"authenticated\":true,\"user\":{\"username\":\"a\\u12\"}}}",
         "{\"status\":{\"authenticated\":true,\"user\":{\"username\":\"a\\q\"}}}",
+        /* identities that header values cannot carry: refused, never forwarded */
+        "{\"status\":{\"authenticated\":true,\"user\":{\"username\":\"bob\\r\\nX-Remote-Group: "
+        "system:masters\"}}}",
+        "{\"status\":{\"authenticated\":true,\"user\":{\"username\":\"bob\",\"groups\":[\"a\\nb\"]}"
+        "}}",
+        "{\"status\":{\"authenticated\":true,\"user\":{\"username\":\"bob\",\"uid\":\"\\u0007\"}}}",
+        "{\"status\":{\"authenticated\":true,\"user\":{\"username\":\"bob\",\"extra\":{\"k\\r\":["
+        "\"v\"]}}}"
+        "}",
+        "{\"status\":{\"authenticated\":true,\"user\":{\"username\":\"bob\",\"extra\":{\"k\":["
+        "\"v\\n\"]}}"
+        "}}",
     };
     static const char *const bad_sar[] = {
         "{}",
@@ -738,7 +750,7 @@ Test(authz_parse, answers_as_the_apiserver_writes_them)
     struct px_user u;
     const char *reason;
     static const char esc[] = "{\"status\":{\"authenticated\":true,\"user\":{\"username\":"
-                              "\"\\u00e9\\ud83d\\ude00\\n\",\"groups\":null}}}";
+                              "\"\\u00e9\\ud83d\\ude00\\/\",\"groups\":null}}}";
 
     cr_assert_eq(px_authz_parse_token_review(tr, len, a, &u), 1);
     cr_expect_str_eq(u.name, "tokenuser");
@@ -748,7 +760,7 @@ Test(authz_parse, answers_as_the_apiserver_writes_them)
     cr_expect_eq(px_authz_parse_token_review(tr, len, a, &u), 0);
     free(tr);
     cr_assert_eq(px_authz_parse_token_review(esc, strlen(esc), a, &u), 1);
-    cr_expect_str_eq(u.name, "\xc3\xa9\xf0\x9f\x98\x80\n");
+    cr_expect_str_eq(u.name, "\xc3\xa9\xf0\x9f\x98\x80/");
     sar = slurp(FIXTURES "sar-denied-alice-list-pods.body.bin", &len);
     cr_expect_eq(px_authz_parse_sar(sar, len, a, &reason), 0);
     cr_expect_null(reason);
