@@ -44,6 +44,7 @@ global
   nbthread $THREADS
 defaults
   mode http
+  option forwardfor
   timeout connect 5s
   timeout client 60s
   timeout server 60s

@@ -17,11 +17,14 @@
  *   kfront's connection would otherwise lend it kfront's identity).
  * passthrough: the Authorization header goes through untouched.
  * In every mode the client's own X-Remote-* headers are dropped: only kfront
- * may vouch for an identity.
+ * may vouch for an identity. The client's address is appended to
+ * X-Forwarded-For (one header, as the apiserver reads only the first), so the
+ * apiserver's audit sourceIPs end with the address kfront saw.
  */
 #include "proxy/authz.h"
 #include "proxy/l7.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -67,11 +70,31 @@ static size_t push(struct lb_uhdr *out, size_t n, size_t max, const char *name, 
     return n + 1;
 }
 
+/* The client's X-Forwarded-For values (every such header, in order) and its address after
+ * them; NULL without an address or memory. */
+static const char *forwarded_for(struct px_request *req, const char *prior)
+{
+    socklen_t len = 0;
+    const struct sockaddr *sa = px_request_remote_addr(req, &len);
+    char ip[INET6_ADDRSTRLEN];
+    const void *bin = NULL;
+
+    if (sa && sa->sa_family == AF_INET)
+        bin = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    else if (sa && sa->sa_family == AF_INET6)
+        bin = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (!bin || !inet_ntop(sa->sa_family, bin, ip, sizeof(ip)))
+        return prior;
+    return prior ? kf_arena_sprintf(px_request_arena(req), "%s, %s", prior, ip)
+                 : kf_arena_strdup(px_request_arena(req), ip);
+}
+
 /* How many headers px_l7_identity_headers may write: all the client's, and the identity. */
 static size_t identity_capacity(struct px_request *req, const struct px_peer_identity *peer,
                                 const struct px_user *reviewed)
 {
-    size_t n = px_request_header_count(req) + 1 /* Authorization */ + 2 /* anonymous */;
+    size_t n = px_request_header_count(req) + 1 /* Authorization */ + 2 /* anonymous */ +
+               1 /* X-Forwarded-For */;
 
     if (reviewed) {
         n += 2 + reviewed->n_groups;
@@ -144,11 +167,18 @@ ssize_t px_l7_identity_headers(struct px_request *req, const struct config *cfg,
     *headers = out;
     if (!out)
         return -ENOMEM;
+    const char *xff = NULL;
     for (size_t i = 0; i < count; i++) {
         const char *name, *value;
-        if (px_request_header_at(req, i, &name, &value) && !drop_header(name, mode, vouch))
+        if (!px_request_header_at(req, i, &name, &value) || drop_header(name, mode, vouch))
+            continue;
+        if (strcasecmp(name, "x-forwarded-for") != 0)
             n = push(out, n, max, name, value);
+        else /* joined into one below */
+            xff = xff ? kf_arena_sprintf(px_request_arena(req), "%s, %s", xff, value) : value;
     }
+    if ((xff = forwarded_for(req, xff)))
+        n = push(out, n, max, "X-Forwarded-For", xff);
     if (mode != CONFIG_IDENTITY_IMPERSONATE && !vouch)
         return n;
     /* kfront's own token (a kubeconfig user's) carries the impersonation */

@@ -197,6 +197,13 @@ def test_front_proxy_identity_and_stripped_forgeries():
             got = json.loads(body)
             assert got["headers"]["authorization"] == "Bearer tok"
             assert "x-remote-user" not in got["headers"]
+            # the client's address ends X-Forwarded-For, in one header after the client's own
+            assert got["headers"]["x-forwarded-for"] == "127.0.0.1", got["headers"]
+            body, status = curl(env.pki, env.url + "/api", "-H", "X-Forwarded-For: 10.0.0.1",
+                                "-H", "X-Forwarded-For: 10.0.0.2, 10.0.0.3", "--http2")
+            got = json.loads(body)
+            assert got["headers"]["x-forwarded-for"] == "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1", \
+                got["headers"]
         finally:
             env.close()
 
