@@ -136,6 +136,8 @@ static int parse_length(const char *v, size_t len, int64_t *out)
 {
     int64_t n = 0;
 
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t')) /* trailing OWS is not the value */
+        len--;
     if (len == 0 || len > 18)
         return -EINVAL;
     for (size_t i = 0; i < len; i++) {

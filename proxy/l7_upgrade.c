@@ -51,6 +51,7 @@
 #define UP_DRAIN_TIMEOUT_S 5  /* delivering the last bytes to a peer that does not read */
 #define UP_HIGH_WATER      (256 * 1024)
 #define UP_MAX_TRIES       8
+#define UP_MAX_OPENING     8 /* per client connection: upgrades not yet answered upstream */
 
 enum up_state {
     UP_CONNECTING,
@@ -804,9 +805,34 @@ static struct px_upgrade *up_new(struct px_worker *w, const struct px_binding *b
     return u;
 }
 
+/*
+ * Upgrades of client connection c that are opening (a TCP + TLS connection to an apiserver,
+ * or waiting for its answer). Each HTTP/2 extended CONNECT stream opens its own upstream
+ * connection: one client must not make kfront open them without bound.
+ */
+static size_t opening_on(struct px_worker *w, const struct px_conn *c)
+{
+    size_t n = 0;
+    struct kf_list *pos;
+
+    kf_list_for_each(pos, &w->upgrades)
+    {
+        const struct px_upgrade *u = kf_container_of(pos, struct px_upgrade, link);
+        n += u->preq && px_request_conn(u->preq) == c &&
+             (u->state == UP_CONNECTING || u->state == UP_HANDSHAKE);
+    }
+    return n;
+}
+
 void px_l7_upgrade(struct px_worker *w, const struct px_binding *b, struct px_request *preq,
                    const struct px_reqinfo *info, const struct px_user *reviewed)
 {
+    if (opening_on(w, px_request_conn(preq)) >= UP_MAX_OPENING) {
+        px_response_header(preq, "Retry-After", "1");
+        px_l7_reject(w, preq, info, 429, "TooManyRequests",
+                     "too many upgrades are opening on this connection");
+        return;
+    }
     struct px_upgrade *u = b->pool && b->backend ? up_new(w, b, preq, info) : NULL;
 
     if (!u) {

@@ -535,5 +535,29 @@ def test_http2_extended_connect_carries_exec():
         env.close()
 
 
+def test_http2_connect_flood_is_bounded_per_connection():
+    """Each extended CONNECT opens its own connection to an apiserver: one client connection
+    may have at most 8 opening at once (kube-sim answers after 1.5 s here); more get 429 with
+    Retry-After at once, and the 8 still go through."""
+    env, t = Env(), None
+    try:
+        ns, pod = first_pod(env)
+        base = f"/api/v1/namespaces/{ns}/pods/{pod}/exec?container=app&stdout=true"
+        env.sim.admin_post("/faults?delayMs=1500")
+        t = H2Tunnel(env)
+        sids = [t.connect(base + "&command=echo&command=hi") for _ in range(12)]
+        answers = [t.wait(sid, lambda h, d, e: e)[0] for sid in sids]
+        codes = sorted(h[":status"] for h in answers)
+        assert codes == ["200"] * 8 + ["429"] * 4, codes
+        assert all(h.get("retry-after") == "1" for h in answers if h[":status"] == "429")
+        env.sim.admin_post("/faults?delayMs=0")
+        sid = t.connect(base + "&command=echo&command=again")  # the connection still works
+        assert t.wait(sid, lambda h, d, e: e)[0][":status"] == "200"
+    finally:
+        if t:
+            t.close()
+        env.close()
+
+
 if __name__ == "__main__":
     Test().run([v for k, v in list(globals().items()) if k.startswith("test_")])

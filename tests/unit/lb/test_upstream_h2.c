@@ -462,6 +462,24 @@ Test(upstream_h2, whole_and_streaming_bodies)
     cr_assert_eq(memcmp(f.s[0].last_body, "part one, part two", 18), 0);
 }
 
+/* A client's "Content-Length: 4 " (trailing whitespace is not part of the value) streams. */
+Test(upstream_h2, streamed_length_with_trailing_whitespace)
+{
+    struct tc_req r = {0};
+    const struct lb_uhdr h[] = {{"Content-Length", 14, "4 \t", 3}};
+    struct lb_ureq_spec s = {.body_streaming = true, .headers = h, .n_headers = 1};
+
+    one_server();
+    tfx_up(&f, f.s[0].addr, NULL);
+    tc_start(f.up, f.pool, &r, "POST", "/ok", &s);
+    cr_assert_eq(lb_ureq_write_body(r.req, "body", 4), 0);
+    cr_assert_eq(lb_ureq_end_body(r.req), 0);
+    cr_assert(tc_wait(f.base, &r.ended, 2000));
+    cr_assert_eq(r.error, 0);
+    cr_assert_eq(f.s[0].last_body_len, 4);
+    cr_assert(strstr(f.s[0].last_headers, "content-length: 4"), "%s", f.s[0].last_headers);
+}
+
 Test(upstream_h2, hop_by_hop_headers_are_stripped)
 {
     struct tc_req r = {0};
