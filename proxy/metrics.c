@@ -30,6 +30,7 @@ STAT_GETTER(drain_closed)
 STAT_GETTER(rejected_global_maxconn)
 STAT_GETTER(upgrades_active)
 STAT_GETTER(upgrades_total)
+STAT_GETTER(http_connections)
 
 static uint64_t sum(struct px_daemon *d, stat_get_fn get)
 {
@@ -74,6 +75,12 @@ static void write_simple(struct px_daemon *d, struct evbuffer *out)
         family(out, simple[i].name, simple[i].type, simple[i].help);
         evbuffer_add_printf(out, "%s %" PRIu64 "\n", simple[i].name, sum(d, simple[i].get));
     }
+    family(out, "kfront_worker_http_connections_total", "counter",
+           "Mode http connections each worker took (they are spread round robin).");
+    for (unsigned i = 0; i < d->n_workers; i++)
+        evbuffer_add_printf(out,
+                            "kfront_worker_http_connections_total{worker=\"%u\"} %" PRIu64 "\n", i,
+                            get_http_connections(&d->workers[i].stats));
     family(out, "kfront_timeouts_total", "counter", "Connections closed by a timeout, by kind.");
     evbuffer_add_printf(out, "kfront_timeouts_total{kind=\"client-hello\"} %" PRIu64 "\n",
                         sum(d, get_timeouts_client_hello));

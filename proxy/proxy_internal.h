@@ -96,6 +96,7 @@ struct px_worker_stats {
     _Atomic uint64_t rejected_global_maxconn;
     _Atomic uint64_t upgrades_active; /* mode http: exec/attach/port-forward tunnels */
     _Atomic uint64_t upgrades_total;
+    _Atomic uint64_t http_connections; /* mode-http connections this worker took */
 };
 
 enum px_cmd_type {
@@ -103,12 +104,18 @@ enum px_cmd_type {
     PX_CMD_STOP_LISTENING,
     PX_CMD_CLOSE_ALL, /* drain deadline passed: close every connection */
     PX_CMD_EXIT,
+    PX_CMD_ADOPT, /* a mode-http connection another worker accepted for this one */
 };
 
 struct px_cmd {
     struct kf_list link;
     enum px_cmd_type type;
     struct px_generation *gen;
+    /* PX_CMD_ADOPT: the connection, and its binding in gen (the command holds a reference) */
+    int fd;
+    const struct px_binding *binding;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
 };
 
 struct px_accept_slot {
@@ -160,6 +167,7 @@ struct px_worker {
     struct px_worker_stats stats;
     struct px_upstream_slot *upstreams;
     size_t n_upstreams;
+    bool exiting; /* after PX_CMD_EXIT: adopted connections are closed */
     struct px_l7_stat l7_stats[PX_L7_STATS];
     _Atomic uint64_t l7_stats_overflow;
     struct cache_local *cache_local; /* made on first cached read */
@@ -177,6 +185,7 @@ struct px_daemon {
     const char *config_path; /* NULL when built from flags */
     bool config_is_haproxy;
     _Atomic bool draining;
+    _Atomic unsigned next_worker; /* round robin of mode-http connections (accept.c) */
     uint64_t drain_started_ms;
     unsigned next_generation_id;
     _Atomic uint64_t reloads_ok, reloads_failed;
@@ -188,6 +197,15 @@ struct px_daemon {
 /* generation.c */
 struct px_generation *px_generation_build(struct px_daemon *d, struct config *cfg,
                                           struct config_diags *diags);
+/**
+ * Hand connection fd, accepted on another worker's socket for binding (of gen, which the
+ * command retains), to worker w; it is closed if w is exiting.
+ */
+void px_worker_adopt(struct px_worker *w, int fd, const struct px_binding *binding,
+                     struct px_generation *gen, const struct sockaddr_storage *peer,
+                     socklen_t peer_len);
+/** Worker w takes over a connection another worker accepted (accept.c). */
+void px_accept_adopted(struct px_worker *w, struct px_cmd *cmd);
 void px_generation_retain(struct px_generation *gen);
 void px_generation_release(struct px_generation *gen);
 void px_listener_release(struct px_listener *listener);

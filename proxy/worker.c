@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/thread.h>
 
@@ -33,7 +34,12 @@ static void worker_run_cmd(struct px_worker *w, struct px_cmd *cmd)
         px_tunnels_close_all(w);
         px_upgrades_close_all(w);
         break;
+    case PX_CMD_ADOPT:
+        px_accept_adopted(w, cmd);
+        px_generation_release(cmd->gen);
+        break;
     case PX_CMD_EXIT:
+        w->exiting = true;
         px_worker_stop_listening(w);
         px_tunnels_close_all(w);
         px_upgrades_close_all(w);
@@ -74,6 +80,29 @@ void px_worker_send(struct px_worker *w, enum px_cmd_type type, struct px_genera
     KF_BUG_ON(!cmd); /* a lost command would leave a worker on an old config */
     cmd->type = type;
     cmd->gen = gen;
+    pthread_mutex_lock(&w->cmd_lock);
+    kf_list_insert_tail(&w->cmds, &cmd->link);
+    pthread_mutex_unlock(&w->cmd_lock);
+    event_active(w->cmd_ev, EV_READ, 0);
+}
+
+void px_worker_adopt(struct px_worker *w, int fd, const struct px_binding *binding,
+                     struct px_generation *gen, const struct sockaddr_storage *peer,
+                     socklen_t peer_len)
+{
+    struct px_cmd *cmd = calloc(1, sizeof(*cmd));
+
+    if (!cmd) {
+        close(fd);
+        return;
+    }
+    px_generation_retain(gen);
+    *cmd = (struct px_cmd){.type = PX_CMD_ADOPT,
+                           .gen = gen,
+                           .fd = fd,
+                           .binding = binding,
+                           .peer = *peer,
+                           .peer_len = peer_len};
     pthread_mutex_lock(&w->cmd_lock);
     kf_list_insert_tail(&w->cmds, &cmd->link);
     pthread_mutex_unlock(&w->cmd_lock);

@@ -208,6 +208,25 @@ def test_front_proxy_identity_and_stripped_forgeries():
             env.close()
 
 
+def test_http_connections_spread_evenly_over_workers():
+    """Mode http connections go round robin over the workers (SO_REUSEPORT's hash put 10
+    connections 6:4 or worse): 10 connections, 5 on each of the 2 workers, all answered."""
+    with tmpdir() as d:
+        env = Env(d)
+        try:
+            def per_worker():
+                return [env.kf.metric(f'kfront_worker_http_connections_total{{worker="{i}"}}')
+                        for i in range(2)]
+            before = per_worker()
+            for _ in range(10):
+                body, status = curl(env.pki, env.url + "/api", "--http2")
+                assert status.startswith("200"), status
+            after = per_worker()
+            assert [a - b for a, b in zip(after, before)] == [5, 5], (before, after)
+        finally:
+            env.close()
+
+
 def test_balanced_per_request_on_one_connection_both_http_versions():
     with tmpdir() as d:
         env = Env(d)
