@@ -26,10 +26,10 @@ struct authz_entry {
     uint8_t key[AUTHZ_KEY_LEN];
     enum authz_entry_state state;
     uint64_t expires_ms;
-    bool verdict;                /* authenticated, or allowed */
-    bool node_subject;           /* AUTHZ_SAR for a system:nodes user: the node TTLs apply */
-    bool pinned; /* its waiters are being told (their callbacks may use the cache): neither
-                  * evicted nor dropped as expired until they all were */
+    bool verdict;      /* authenticated, or allowed */
+    bool node_subject; /* AUTHZ_SAR for a system:nodes user: the node TTLs apply */
+    bool pinned;       /* its waiters are being told (their callbacks may use the cache): neither
+                        * evicted nor dropped as expired until they all were */
     struct kf_arena *arena;      /* owns user / reason; NULL when there is none */
     struct px_user user;         /* AUTHZ_TOKEN with verdict */
     const char *reason;          /* AUTHZ_SAR denial reason, or NULL */

@@ -59,16 +59,26 @@ static void imp_set_state(struct l7_impersonation *m, enum imp_state next)
  * -Uid asks for nothing; any Impersonate-Group or -Extra-* asks. */
 bool px_l7_impersonation_requested(struct px_request *preq)
 {
-    const char *user = px_request_header(preq, "impersonate-user");
-    const char *uid = px_request_header(preq, "impersonate-uid");
     const char *name, *value;
+    bool seen_user = false, seen_uid = false;
 
-    if ((user && user[0]) || (uid && uid[0]))
-        return true;
-    for (size_t i = 0; px_request_header_at(preq, i, &name, &value); i++)
-        if (strcasecmp(name, "impersonate-group") == 0 ||
-            strncasecmp(name, "impersonate-extra-", 18) == 0)
+    /* one pass, and one byte compared for most headers: this runs for every cacheable read */
+    for (size_t i = 0; px_request_header_at(preq, i, &name, &value); i++) {
+        if ((name[0] | 0x20) != 'i' || strncasecmp(name, "impersonate-", 12) != 0)
+            continue;
+        const char *rest = name + 12;
+        if (strcasecmp(rest, "group") == 0 || strncasecmp(rest, "extra-", 6) == 0)
             return true;
+        if (strcasecmp(rest, "user") == 0 && !seen_user) { /* the first one counts */
+            seen_user = true;
+            if (value[0])
+                return true;
+        } else if (strcasecmp(rest, "uid") == 0 && !seen_uid) {
+            seen_uid = true;
+            if (value[0])
+                return true;
+        }
+    }
     return false;
 }
 
