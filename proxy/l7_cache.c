@@ -649,11 +649,13 @@ bool px_l7_cache_try(struct px_worker *w, struct px_frontend *fe, struct px_requ
     fmt = format_of(preq);
     if (fmt < 0)
         return false;
-    const struct codec_type *t = codec_type_by_resource(info->api_group, info->resource);
-    if (!t || !path_matches_store(info, t))
-        return false;
     rc = cache_store_find(c, info->api_group, info->resource, (enum cache_format)fmt, &s);
     if (rc == -ENOENT)
+        return false;
+    /* the store's type once found (a lookup by name only while it is not ready) */
+    const struct codec_type *t =
+        rc == 0 ? cache_store_type(s) : codec_type_by_resource(info->api_group, info->resource);
+    if (!t || !path_matches_store(info, t))
         return false;
     if (rc == KF_AGAIN) {
         /* A watch forwarded now would stay on the apiserver for its whole life (minutes),
