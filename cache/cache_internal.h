@@ -116,6 +116,9 @@ struct cache_store {
     size_t bytes;
     uint64_t rv;           /* the newest RV reached (events and bookmarks) */
     uint64_t window_start; /* a watch from rv >= this can be replayed */
+    /* a state at rv >= this can be rebuilt by undoing events: a relist after 410 publishes
+     * only the difference over a gap, so states inside the gap are gone (as compacted) */
+    uint64_t states_from;
     struct cache_event **win;
     size_t win_cap, win_head, win_n;
     /* cache thread only */

@@ -72,7 +72,7 @@ static int state_at(struct cache_store *s, const char *prefix, uint64_t rv, stru
     int rc = 0;
 
     pthread_rwlock_rdlock(&s->lock);
-    if (rv && rv < s->window_start) {
+    if (rv && (rv < s->window_start || rv < s->states_from)) {
         pthread_rwlock_unlock(&s->lock);
         return -ERANGE;
     }

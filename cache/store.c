@@ -331,6 +331,7 @@ int store_replace(struct cache_store *s, struct cache_obj **objs, size_t n, uint
             cache_obj_put(link_obj(s, objs[i]));
         s->rv = rv;
         s->window_start = rv;
+        s->states_from = rv;
         pthread_rwlock_unlock(&s->lock);
         atomic_store(&s->state, STORE_READY);
         return 0;
@@ -346,6 +347,9 @@ int store_replace(struct cache_store *s, struct cache_obj **objs, size_t n, uint
         store_publish(s, evs, n_evs);
         if (progress)
             store_publish(s, &progress, 1);
+        pthread_rwlock_wrlock(&s->lock);
+        s->states_from = rv;
+        pthread_rwlock_unlock(&s->lock);
         if (progress)
             cache_ref_put(&progress->ref);
         kf_info("cache", "%s: relisted at rv %llu, %zu objects, %zu changes sent to watchers",

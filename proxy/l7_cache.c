@@ -267,28 +267,19 @@ static void serve_get(struct l7c_req *r)
     finish(r, L7C_END);
 }
 
-static void reply_expired_list(struct l7c_req *r)
+/* The request goes to the apiserver after all, as if the cache had not taken it. */
+static void hand_to_apiserver(struct l7c_req *r)
 {
-    struct codec_status st = {.status = "Failure", .reason = "Expired", .code = 410};
-    struct codec_buf token;
+    struct px_request *preq = r->preq;
+    struct px_worker *w = r->worker;
+    struct px_frontend *fe = r->fe;
+    struct px_reqinfo info = r->info;
 
-    if (!r->continued) {
-        reply_status(r, 410, "Expired", "The resourceVersion for the provided list is too old.",
-                     NULL, 0);
-        return;
-    }
-    /* the apiserver hands out a token to go on at the latest state, inconsistently */
-    codec_buf_init(&token);
-    codec_continue_encode(&token, -1, r->list_opts.start);
-    codec_buf_append(&token, "", 1); /* NUL-terminated */
-    st.message = "The provided continue parameter is too old to display a consistent list "
-                 "result. You can start a new list without the continue parameter, or use the "
-                 "continue token in this response to retrieve the remainder of the results. "
-                 "Continuing with the provided token results in an inconsistent list - objects "
-                 "that were created, modified, or deleted between the time the first chunk was "
-                 "returned and now may show up in the list.";
-    reply_status_full(r, &st, token.err ? NULL : token.data);
-    codec_buf_free(&token);
+    px_request_on_close(preq, NULL, NULL);
+    px_request_on_drain(preq, NULL, NULL);
+    px_l7_cache_count(w, false);
+    req_free(r);
+    px_l7_forward(w, fe, preq, &info);
 }
 
 static void serve_list(struct l7c_req *r)
@@ -297,7 +288,9 @@ static void serve_list(struct l7c_req *r)
     int rc = cache_list_new_opts(&r->q, &r->list_opts, &r->list);
 
     if (rc == -ERANGE) {
-        reply_expired_list(r);
+        /* older than the window: etcd may still hold that state (about 5 minutes), and the
+         * apiserver reads Exact and continued lists from it */
+        hand_to_apiserver(r);
         return;
     }
     if (rc < 0) {
@@ -398,15 +391,8 @@ static void on_authz(enum px_authz_result res, void *arg)
     }
     px_request_on_close(r->preq, NULL, NULL);
     px_request_on_drain(r->preq, NULL, NULL);
-    if (res == PX_AUTHZ_ERROR) {
-        /* no decision: the apiserver decides, on the forwarded request */
-        struct px_request *preq = r->preq;
-        struct px_worker *w = r->worker;
-        struct px_frontend *fe = r->fe;
-        struct px_reqinfo info = r->info;
-        px_l7_cache_count(w, false);
-        req_free(r);
-        px_l7_forward(w, fe, preq, &info);
+    if (res == PX_AUTHZ_ERROR) { /* no decision: the apiserver decides */
+        hand_to_apiserver(r);
         return;
     }
     r->code = res == PX_AUTHZ_DENY ? 403 : 401;
@@ -417,9 +403,10 @@ static void on_authz(enum px_authz_result res, void *arg)
 /* ---- deciding
  * ------------------------------------------------------------------------------------------- */
 
+/* Go's query conversion: present and not "0" or "false" (any case), "" included. */
 static bool param_true(const char *v)
 {
-    return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+    return px_reqinfo_watch_param(v);
 }
 
 /* Only parameters whose meaning the cache reproduces; any other goes upstream. */
@@ -452,6 +439,51 @@ static bool parse_u64(const char *s, uint64_t *out)
     return !errno && !*end;
 }
 
+static const char *skip_ows(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+/* p starts with word (any case), followed by OWS and then one of the end bytes. */
+static bool media_is(const char *p, const char *word, const char **rest)
+{
+    size_t n = strlen(word);
+
+    if (strncasecmp(p, word, n) != 0)
+        return false;
+    *rest = skip_ows(p + n);
+    return **rest == '\0' || **rest == ',' || **rest == ';';
+}
+
+/*
+ * The format of an Accept header's first media range, or -1 (the apiserver negotiates it:
+ * Table, PartialObjectMetadata, YAML, CBOR, q-values, an unknown type, a parameter kfront
+ * does not know). Parameter names are read as the apiserver reads them: any case, spaces
+ * around them allowed.
+ */
+static int media_format(const char *accept)
+{
+    const char *p = skip_ows(accept), *rest;
+    int fmt;
+
+    if (media_is(p, CT_PB, &rest))
+        fmt = CACHE_PB;
+    else if (media_is(p, "application/json", &rest) || media_is(p, "*/*", &rest))
+        fmt = CACHE_JSON;
+    else
+        return -1;
+    while (*rest == ';') { /* only charset may qualify it */
+        const char *name = skip_ows(rest + 1);
+        if (strncasecmp(name, "charset", 7) != 0 || *skip_ows(name + 7) != '=')
+            return -1;
+        rest = name + strcspn(name, ";,");
+    }
+    /* a later range with parameters (q-values, as=...) may outrank this one */
+    return strchr(rest, ';') ? -1 : fmt;
+}
+
 /* The wire format the client gets, or -1 when the cache cannot produce it (Table, YAML, ...). */
 static int format_of(struct px_request *preq)
 {
@@ -460,15 +492,11 @@ static int format_of(struct px_request *preq)
 
     if (ua && (strncmp(ua, "curl", 4) == 0 || strncmp(ua, "Wget", 4) == 0))
         return -1; /* the apiserver pretty-prints for them */
+    if (ua && strncmp(ua, "Mozilla/5.0", 11) == 0)
+        return -1; /* browsers too */
     if (!accept || !accept[0])
         return CACHE_JSON;
-    if (strstr(accept, ";as=") || strstr(accept, "yaml") || strstr(accept, "cbor"))
-        return -1;
-    if (strncmp(accept, CT_PB, strlen(CT_PB)) == 0)
-        return CACHE_PB;
-    if (strncmp(accept, "application/json", 16) == 0 || strncmp(accept, "*/*", 3) == 0)
-        return CACHE_JSON;
-    return -1;
+    return media_format(accept);
 }
 
 /* resourceVersion semantics the cache serves exactly; false: forward. */
@@ -529,12 +557,14 @@ static bool plan_versions(struct l7c_req *r, struct px_request *preq)
         return false; /* invalid combinations: the apiserver answers */
     if (r->kind == L7C_GET)
         return rv_set && (r->rv = v, true); /* unset is a consistent read */
-    if (r->kind == L7C_LIST)
-        return plan_list(r, preq, rv_set, zero, v, match);
+    if (r->kind == L7C_LIST) /* a list with sendInitialEvents is the apiserver's 422 */
+        return !sie && plan_list(r, preq, rv_set, zero, v, match);
     r->bookmarks = param_true(px_request_query(preq, "allowWatchBookmarks"));
     if (sie) {
-        /* watch-list: the apiserver insists on bookmarks and NotOlderThan (else 400/422) */
-        if (!r->bookmarks || !match || strcmp(match, "NotOlderThan") != 0 || !rv_set)
+        /* watch-list: the apiserver insists on bookmarks and NotOlderThan, and refuses
+         * continue (400/422): those it answers */
+        if (!r->bookmarks || !match || strcmp(match, "NotOlderThan") != 0 || !rv_set ||
+            px_request_query(preq, "continue"))
             return false;
         r->initial_events = r->initial_events_end = param_true(sie);
         r->rv = v;
