@@ -54,6 +54,7 @@ error_log $W/nginx.err;
 events { worker_connections 4096; }
 http {
   access_log off;
+  keepalive_requests 10000000; # default 1000: nginx would end each connection mid-run
   server {
     listen 127.0.0.1:$NG ssl http2;
     ssl_certificate $W/pki/apiserver.crt;
