@@ -357,9 +357,21 @@ static void on_rv(void *arg, bool reached)
         serve(r);
         return;
     }
-    snprintf(msg, sizeof(msg), "Too large resource version: %" PRIu64 ", current: %" PRIu64, r->rv,
+    /* storage.NewTooLargeResourceVersionError: a Timeout with its cause, retry after 1 s */
+    static const struct codec_status_cause cause = {.reason = "ResourceVersionTooLarge",
+                                                    .message = "Too large resource version"};
+    snprintf(msg, sizeof(msg),
+             "Timeout: Too large resource version: %" PRIu64 ", current: %" PRIu64, r->rv,
              cache_store_rv(r->q.store));
-    reply_status(r, 504, "Timeout", msg, NULL, 1);
+    struct codec_status st = {.status = "Failure",
+                              .message = msg,
+                              .reason = "Timeout",
+                              .code = 504,
+                              .has_details = true,
+                              .causes = &cause,
+                              .n_causes = 1,
+                              .retry_after_seconds = 1};
+    reply_status_full(r, &st, NULL);
 }
 
 /* Serve once the cache has reached the RV the client asked not to go below. */

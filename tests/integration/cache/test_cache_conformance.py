@@ -501,6 +501,20 @@ def test_list_not_older_than():
                     fmt, "GET", "configmaps")
 
 
+def test_too_large_rv_is_the_apiservers_504():
+    """An RV the cache does not reach within 3 s: the apiserver's 504 (a Timeout Status with
+    the ResourceVersionTooLarge cause and retryAfterSeconds 1, Retry-After: 1), byte for byte
+    but for the current RV in the message."""
+    e = env()
+    norm = lambda b: re.sub(rb"current: \d+", b"current: N", b)  # noqa: E731
+    for fmt in ("json",):
+        st, _, body = e.simc[0].request("/api/v1/configmaps?resourceVersion=0", fmt)
+        far = list_rv(fmt, body) + 1000000
+        st, _ = compare(e, f"/api/v1/namespaces/default/configmaps/kube-root-ca.crt"
+                        f"?resourceVersion={far}", fmt, "GET", "configmaps", norm)
+        assert st == 504, st
+
+
 def test_list_exact_and_pages_from_the_window():
     """resourceVersionMatch=Exact, a limit with an RV (the apiserver's legacy exact) and the
     continue chain it starts are rebuilt from kfront's event window: the same bytes as the
