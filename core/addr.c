@@ -63,20 +63,31 @@ int kf_addr_parse(const char *text, struct sockaddr_storage *ss, unsigned *len)
     return 0;
 }
 
+const char *kf_addr_host(const struct sockaddr *sa, char *buf, size_t size)
+{
+    const void *bin = NULL;
+
+    if (sa->sa_family == AF_INET6)
+        bin = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    else if (sa->sa_family == AF_INET)
+        bin = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    if (!bin || !inet_ntop(sa->sa_family, bin, buf, (socklen_t)size))
+        buf[0] = '\0';
+    return buf;
+}
+
 const char *kf_addr_format(const struct sockaddr *sa, char *buf, size_t size)
 {
     char host[INET6_ADDRSTRLEN];
 
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-        snprintf(buf, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
-    } else if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-        snprintf(buf, size, "%s:%u", host, ntohs(sin->sin_port));
-    } else {
+    kf_addr_host(sa, host, sizeof(host));
+    if (sa->sa_family == AF_INET6)
+        snprintf(buf, size, "[%s]:%u", host,
+                 ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port));
+    else if (sa->sa_family == AF_INET)
+        snprintf(buf, size, "%s:%u", host,
+                 ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port));
+    else
         snprintf(buf, size, "?");
-    }
     return buf;
 }

@@ -95,7 +95,8 @@ struct kf_arena *kf_arena_new(size_t block_size)
     return arena;
 }
 
-void *kf_arena_alloc(struct kf_arena *arena, size_t size)
+/* Uninitialised memory: most allocations are string copies, written over at once. */
+static void *arena_take(struct kf_arena *arena, size_t size)
 {
     const size_t align = _Alignof(max_align_t);
     struct arena_block *b = arena->head;
@@ -115,16 +116,27 @@ void *kf_arena_alloc(struct kf_arena *arena, size_t size)
     }
     void *p = b->data + b->used;
     b->used += size;
-    memset(p, 0, size);
+    return p;
+}
+
+void *kf_arena_alloc(struct kf_arena *arena, size_t size)
+{
+    void *p = arena_take(arena, size);
+
+    if (p)
+        memset(p, 0, size);
     return p;
 }
 
 char *kf_arena_strndup(struct kf_arena *arena, const char *s, size_t n)
 {
-    char *p = kf_arena_alloc(arena, n + 1);
+    char *p = arena_take(arena, n + 1);
 
-    if (p && n)
-        memcpy(p, s, n);
+    if (p) {
+        if (n)
+            memcpy(p, s, n); /* s may be NULL when n is 0 */
+        p[n] = '\0';
+    }
     return p;
 }
 

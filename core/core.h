@@ -110,6 +110,8 @@ struct sockaddr_storage;
  * event loop. Returns 0 or -EINVAL.
  */
 int kf_addr_parse(const char *text, struct sockaddr_storage *ss, unsigned *len);
+/** The IPv4 or IPv6 address as text ("" for other families); returns buf. */
+const char *kf_addr_host(const struct sockaddr *sa, char *buf, size_t size);
 /** Format an address as HOST:PORT ([V6]:PORT); returns buf. */
 const char *kf_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 

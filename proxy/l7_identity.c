@@ -24,7 +24,6 @@
 #include "proxy/authz.h"
 #include "proxy/l7.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -74,19 +73,11 @@ static size_t push(struct lb_uhdr *out, size_t n, size_t max, const char *name, 
  * them; NULL without an address or memory. */
 static const char *forwarded_for(struct px_request *req, const char *prior)
 {
-    socklen_t len = 0;
-    const struct sockaddr *sa = px_request_remote_addr(req, &len);
-    char ip[INET6_ADDRSTRLEN];
-    const void *bin = NULL;
+    const char *ip = px_request_remote_ip(req);
 
-    if (sa && sa->sa_family == AF_INET)
-        bin = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-    else if (sa && sa->sa_family == AF_INET6)
-        bin = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-    if (!bin || !inet_ntop(sa->sa_family, bin, ip, sizeof(ip)))
+    if (!ip[0])
         return prior;
-    return prior ? kf_arena_sprintf(px_request_arena(req), "%s, %s", prior, ip)
-                 : kf_arena_strdup(px_request_arena(req), ip);
+    return prior ? kf_arena_sprintf(px_request_arena(req), "%s, %s", prior, ip) : ip;
 }
 
 /* How many headers px_l7_identity_headers may write: all the client's, and the identity. */

@@ -558,6 +558,8 @@ int px_conn_init(struct px_conn *c, const struct px_conn_ops *ops, struct px_tra
     c->bev = t->bev;
     memcpy(&c->peer, &t->peer, sizeof(c->peer));
     c->peer_len = t->peer_len;
+    /* once per connection: each forwarded request appends it to X-Forwarded-For */
+    kf_addr_host((const struct sockaddr *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
     c->tls = t->tls;
     c->tls_peer = t->tls_peer;
     t->bev = NULL;

@@ -261,8 +261,8 @@ bool px_request_header_at(const struct px_request *req, size_t i, const char **n
                           const char **value);
 /** 1 for HTTP/1.x, 2 for HTTP/2. */
 int px_request_http_version(const struct px_request *req);
-/** Client address and its length. */
-const struct sockaddr *px_request_remote_addr(const struct px_request *req, socklen_t *len);
+/** The client's IP address as text ("" when not IPv4 or IPv6). */
+const char *px_request_remote_ip(const struct px_request *req);
 /** True when the connection is TLS. */
 bool px_request_is_tls(const struct px_request *req);
 

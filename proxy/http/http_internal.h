@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 struct evbuffer;
@@ -124,6 +125,7 @@ struct px_conn {
     bool kick_queued;           /* kick is active: more kicks this iteration are one */
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    char peer_ip[INET6_ADDRSTRLEN]; /* formatted once, for X-Forwarded-For; "" if none */
     bool tls;
     bool goaway_requested;
     struct px_tls_peer *tls_peer; /* client certificate, or NULL */

@@ -355,11 +355,9 @@ int px_request_http_version(const struct px_request *req)
     return req->version;
 }
 
-const struct sockaddr *px_request_remote_addr(const struct px_request *req, socklen_t *len)
+const char *px_request_remote_ip(const struct px_request *req)
 {
-    if (len)
-        *len = req->conn->peer_len;
-    return (const struct sockaddr *)&req->conn->peer;
+    return req->conn->peer_ip;
 }
 
 bool px_request_is_tls(const struct px_request *req)

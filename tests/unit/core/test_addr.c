@@ -49,3 +49,18 @@ Test(addr, rejects_garbage)
     for (size_t i = 0; i < KF_ARRAY_SIZE(bad); i++)
         cr_expect_str_eq(roundtrip(bad[i]), "invalid", "accepted %s", bad[i]);
 }
+
+Test(addr, host_alone_and_other_families_empty)
+{
+    struct sockaddr_storage ss;
+    unsigned len;
+    char buf[64] = "junk";
+
+    cr_assert_eq(kf_addr_parse("[fd00::a:1]:443", &ss, &len), 0);
+    cr_expect_str_eq(kf_addr_host((struct sockaddr *)&ss, buf, sizeof(buf)), "fd00::a:1");
+    cr_assert_eq(kf_addr_parse("10.0.1.10:6443", &ss, &len), 0);
+    cr_expect_str_eq(kf_addr_host((struct sockaddr *)&ss, buf, sizeof(buf)), "10.0.1.10");
+    ss.ss_family = AF_UNIX;
+    cr_expect_str_eq(kf_addr_host((struct sockaddr *)&ss, buf, sizeof(buf)), "");
+    cr_expect_str_eq(kf_addr_format((struct sockaddr *)&ss, buf, sizeof(buf)), "?");
+}
