@@ -133,6 +133,10 @@ struct kf_token {
 /* Whether s (len bytes) equals one of list[0..n), ignoring ASCII case. */
 bool kf_token_in(const char *s, size_t len, const struct kf_token *list, size_t n);
 
+/* Go's time.ParseDuration: 0 and *out in nanoseconds, or -EINVAL with Go's error text
+ * ("time: invalid duration \"x\"") in err (errlen bytes; err may be NULL). */
+int kf_go_duration_parse(const char *s, int64_t *out, char *err, size_t errlen);
+
 /* v in decimal into out (at least 21 bytes), NUL-terminated; returns the digits written. */
 size_t kf_u64_format(char *out, uint64_t v);
 

@@ -624,9 +624,29 @@ static bool plan_selectors(struct l7c_req *r, struct px_request *preq)
     return true;
 }
 
+/*
+ * Timeouts the apiserver refuses with 400 before anything else (so before authentication):
+ * a short request's ?timeout= that Go's time.ParseDuration rejects, and a list's
+ * timeoutSeconds that is not a number. Those requests are forwarded for that answer.
+ */
+static bool timeouts_valid(const struct l7c_req *r, struct px_request *preq)
+{
+    const char *timeout = px_request_query(preq, "timeout");
+    const char *seconds = px_request_query(preq, "timeoutSeconds");
+    int64_t ns;
+    uint64_t n;
+
+    if (r->kind == L7C_WATCH) /* both are read leniently for watches */
+        return true;
+    if (timeout && timeout[0] && kf_go_duration_parse(timeout, &ns, NULL, 0) < 0)
+        return false;
+    return r->kind != L7C_LIST || !seconds || !seconds[0] || parse_u64(seconds, &n);
+}
+
 static bool plan(struct l7c_req *r, struct px_request *preq)
 {
-    if (!params_known(preq) || !plan_versions(r, preq) || !plan_selectors(r, preq))
+    if (!params_known(preq) || !timeouts_valid(r, preq) || !plan_versions(r, preq) ||
+        !plan_selectors(r, preq))
         return false;
     return r->kind != L7C_WATCH || plan_timeout(r, preq);
 }

@@ -422,6 +422,23 @@ static bool dispatch_connect(struct ks_req *r)
     return true;
 }
 
+/*
+ * filters/request_deadline.go: a short request's ?timeout= must be a Go duration, else 400
+ * with Go's parse error. (The apiserver checks before authentication and on every path;
+ * kube-sim only on resource requests, after authentication.)
+ */
+static bool deadline_valid(struct ks_req *r)
+{
+    const char *t = px_request_query(r->px, "timeout");
+    char err[512];
+    int64_t ns;
+
+    if (r->verb == KS_V_WATCH || !t || !t[0] || kf_go_duration_parse(t, &ns, err, sizeof(err)) == 0)
+        return true;
+    ks_reply_bad_request(r, "invalid timeout specified in the request URL - %s", err);
+    return false;
+}
+
 static void dispatch_resource(struct ks_req *r)
 {
     if (dispatch_connect(r))
@@ -437,7 +454,7 @@ static void dispatch_resource(struct ks_req *r)
                        "application/yaml, application/vnd.kubernetes.protobuf");
         return;
     }
-    if (injected_error(r) || !ks_authorize_request(r))
+    if (!deadline_valid(r) || injected_error(r) || !ks_authorize_request(r))
         return;
     switch (r->verb) {
     case KS_V_GET:

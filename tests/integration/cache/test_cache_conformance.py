@@ -515,6 +515,40 @@ def test_too_large_rv_is_the_apiservers_504():
         assert st == 504, st
 
 
+def test_invalid_timeouts_are_the_apiservers_400():
+    """A short request's ?timeout= that Go's time.ParseDuration refuses is the apiserver's 400
+    (filters/request_deadline.go), whatever else the request asks: kfront forwards it and the
+    client gets that answer. A valid one is still served from the cache."""
+    e = env()
+    get = "/api/v1/namespaces/default/configmaps/kube-root-ca.crt?resourceVersion=0"
+    lst = "/api/v1/namespaces/default/configmaps?resourceVersion=0"
+    cases = [(get, "abc", 'time: invalid duration "abc"'),
+             (get, "3", 'time: missing unit in duration "3"'),
+             (lst, "1d", 'time: unknown unit "d" in duration "1d"'),
+             (lst, "9999999999h", 'time: invalid duration "9999999999h"')]
+    for path, value, text in cases:
+        url, verb = f"{path}&timeout={value}", "GET" if path == get else "LIST"
+        served, before = e.served(), e.sim_count(verb, "configmaps")
+        st_k, _, b_k = e.kfc.request(url)
+        assert e.served() == served, (url, "answered from the cache")
+        assert e.sim_count(verb, "configmaps") == before + 1, (url, "not forwarded")
+        st_s, _, b_s = e.simc[0].request(url)
+        assert (st_k, b_k) == (st_s, b_s), (url, st_k, b_k, st_s, b_s)
+        assert st_k == 400, (url, st_k, b_k)
+        status = json.loads(b_k)
+        assert status["message"] == "invalid timeout specified in the request URL - " + text, status
+        assert (status["reason"], status["code"]) == ("BadRequest", 400), status
+    # a list's timeoutSeconds that is not a number is the apiserver's to refuse
+    served = e.served()
+    e.kfc.request(f"{lst}&timeoutSeconds=soon")
+    assert e.served() == served, "timeoutSeconds=soon answered from the cache"
+    # valid values: still the cache's
+    for path, q in ((get, "timeout=30s"), (lst, "timeout=1.5m"), (lst, "timeoutSeconds=5"),
+                    (lst, "timeout=0")):
+        st, _ = compare(e, f"{path}&{q}", "json", "GET", "configmaps")
+        assert st == 200, (path, q, st)
+
+
 def test_list_exact_and_pages_from_the_window():
     """resourceVersionMatch=Exact, a limit with an RV (the apiserver's legacy exact) and the
     continue chain it starts are rebuilt from kfront's event window: the same bytes as the
