@@ -6,6 +6,11 @@
 # medians of ROUNDS. Both proxies forward the client's bearer token (kfront identity mode
 # passthrough), so kube-sim authenticates each request the same way.
 #
+# HAProxy runs with `http-reuse always`: its streams share a few HTTP/2 connections to the
+# apiserver, as kfront's do. With its default (`safe`) it opens about one connection per
+# concurrent stream, which costs the apiserver (kube-sim) about a fifth more CPU per request
+# and lowers HAProxy's throughput here by about a tenth: HAPROXY_REUSE=safe measures that.
+#
 #   bash bench/l7.sh            # needs a build: meson setup build && ninja -C build
 #   ROUNDS=5 N=100000 bash bench/l7.sh
 set -euo pipefail
@@ -45,6 +50,7 @@ global
 defaults
   mode http
   option forwardfor
+  http-reuse ${HAPROXY_REUSE:-always}
   timeout connect 5s
   timeout client 60s
   timeout server 60s

@@ -17,7 +17,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_struct.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 void kf_bev_send_now(struct bufferevent *bev, bool tls)
 {
@@ -30,4 +32,20 @@ void kf_bev_send_now(struct bufferevent *bev, bool tls)
         evbuffer_pullup(out, (ev_ssize_t)n);
     if (event_pending(&bev->ev_write, EV_WRITE, NULL))
         event_active(&bev->ev_write, EV_WRITE, 1);
+}
+
+void kf_bev_tls_read_ahead(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+    if (ssl)
+        SSL_set_read_ahead(ssl, 1);
+}
+
+void kf_bev_read_buffered(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+    if (ssl && SSL_has_pending(ssl) && (bufferevent_get_enabled(bev) & EV_READ))
+        event_active(&bev->ev_read, EV_READ, 1);
 }

@@ -187,5 +187,18 @@ struct bufferevent;
  * output one TLS record. Call once the output of a burst is queued.
  */
 void kf_bev_send_now(struct bufferevent *bev, bool tls);
+/**
+ * TLS read-ahead on bev (a no-op without TLS): one read(2) takes every record the socket
+ * holds, rather than two per record. Only for a connection that never stops reading (HTTP/2,
+ * whose flow control is in the protocol), and whose read handler ends with
+ * kf_bev_read_buffered.
+ */
+void kf_bev_tls_read_ahead(struct bufferevent *bev);
+/**
+ * End of a read handler: records read ahead but not yet decrypted are invisible to epoll
+ * (the socket may be empty) and to libevent (SSL_pending is 0); read them in this loop
+ * iteration.
+ */
+void kf_bev_read_buffered(struct bufferevent *bev);
 
 #endif

@@ -294,6 +294,8 @@ static void h2_read(struct up_conn *c)
     }
     if (c->state != UP_CONN_CLOSED)
         h2_flush(c);
+    if (c->state != UP_CONN_CLOSED)
+        kf_bev_read_buffered(c->bev);
 }
 
 static int on_begin_headers(nghttp2_session *session KF_UNUSED, const nghttp2_frame *frame,
@@ -498,6 +500,7 @@ static int h2_init(struct up_conn *c)
         return -ENOMEM;
     /* Requests wait for the server's SETTINGS: its stream limit decides how many fit. */
     up_conn_set_state(c, UP_CONN_PREFACE);
+    kf_bev_tls_read_ahead(c->bev);
     up_conn_arm_timer(c);
     h2_flush(c);
     return 0;

@@ -640,6 +640,8 @@ static void h2_on_read(struct px_conn *c)
     h2_dispatch_ready(h);
     h2_deliver_bodies(h);
     h2_flush(h);
+    if (c->state != PX_CONN_CLOSED && c->bev)
+        kf_bev_read_buffered(c->bev);
 }
 
 static void h2_on_write(struct px_conn *c)
@@ -867,6 +869,7 @@ int px_h2_start(struct px_transport *t)
         return rc;
     }
     px_conn_timer(&h->base, h->base.server->cfg.header_timeout_ms);
+    kf_bev_tls_read_ahead(h->base.bev);
     h2_on_read(&h->base);
     return 0;
 }
