@@ -67,6 +67,17 @@ int px_l7_cache_start(struct px_daemon *d, struct px_generation *gen)
             b = &gen->bindings[i];
     if (!b)
         return 0;
+    /* passthrough presents no certificate of kfront's: without a token its own LISTs, WATCHes
+     * and reviews are anonymous, refused by any normal apiserver, retried for ever */
+    if (gen->cfg->identity.mode == CONFIG_IDENTITY_PASSTHROUGH &&
+        !b->backend->upstream_tls.authorization) {
+        kf_warn("proxy",
+                "watch cache off: identity mode passthrough gives kfront no credentials of its "
+                "own, and backend %s has no token for it (a kubeconfig user's); every read is "
+                "forwarded",
+                b->backend->name);
+        return 0;
+    }
     struct cache_upstream up = {
         .lb = gen->lb,
         .pool = b->pool,

@@ -15,6 +15,7 @@ SubjectAccessReview upstream): they must answer each client as kube-sim does.
 import json
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -247,6 +248,26 @@ def test_anonymous_on_is_kube_sims_call():
                                                                            who(*got))
         finally:
             e.close()
+
+
+def test_passthrough_without_a_token_keeps_the_cache_off():
+    """passthrough presents no certificate of kfront's: with no token for kfront's own
+    requests the cache (on by default) stays off, said once at start, instead of listing
+    anonymously and retrying 401s for ever. Reads are forwarded and answered."""
+    sim = ksim.KubeSim(users=("alice=dev",), nodes=2, pods=4, configmaps=4, secrets=2,
+                       policy=POLICY)
+    e = SimFront([sim], cache=None, identity="passthrough")
+    try:
+        st, body = call(e, e.port, "h1", None, {"Authorization": "Bearer tok-bob"}, "GET", CACHED)
+        assert st == 200 and json.loads(body)["kind"] == "ConfigMapList", (st, body[:200])
+        time.sleep(1.5)  # reflectors would have listed, been refused and retried by now
+        logs = e.kf.logs()
+        assert "watch cache off: identity mode passthrough" in logs, logs[-2000:]
+        assert "list answered 401" not in logs, logs[-2000:]
+        _, metrics = e.kf.http("/metrics")
+        assert "kfront_cache_requests_total" not in metrics
+    finally:
+        e.close()
 
 
 CACHED = "/api/v1/namespaces/default/configmaps?resourceVersion=0"
