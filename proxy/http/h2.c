@@ -870,6 +870,10 @@ int px_h2_start(struct px_transport *t)
     }
     px_conn_timer(&h->base, h->base.server->cfg.header_timeout_ms);
     kf_bev_tls_read_ahead(h->base.bev);
+    /* as conn_read_cb does: a failed send closes the connection inside, and h2_on_read still
+     * looks at it afterwards */
+    px_conn_hold(&h->base);
     h2_on_read(&h->base);
+    px_conn_put(&h->base);
     return 0;
 }
