@@ -625,9 +625,10 @@ static bool plan_selectors(struct l7c_req *r, struct px_request *preq)
 }
 
 /*
- * Timeouts the apiserver refuses with 400 before anything else (so before authentication):
- * a short request's ?timeout= that Go's time.ParseDuration rejects, and a list's
- * timeoutSeconds that is not a number. Those requests are forwarded for that answer.
+ * Timeouts the apiserver answers with 400: a short request's ?timeout= that Go's
+ * time.ParseDuration rejects (refused before authentication, filters/request_deadline.go),
+ * and a list's timeoutSeconds that is not a number (the list handler's). Such requests are
+ * forwarded for that answer.
  */
 static bool timeouts_valid(const struct l7c_req *r, struct px_request *preq)
 {
