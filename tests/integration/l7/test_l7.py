@@ -12,7 +12,9 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from kftest import Kfront, Test, free_port, tmpdir, wait_for  # noqa: E402
+from kftest import (DATA, END_HEADERS, END_STREAM, H2_PREFACE, HEADERS, PING,  # noqa: E402
+                    SETTINGS, H2Conn, Kfront, Test, free_port, h2_frame, hpack_literal,
+                    tmpdir, wait_for)
 from pki import Pki  # noqa: E402
 
 
@@ -109,6 +111,100 @@ class EchoBackend:
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class BurstH2Backend:
+    """A TLS HTTP/2 'apiserver' that holds requests until it has `batch` of them (or 1 s has
+    passed), then answers them all in one send(): a HEADERS record and a DATA record per
+    stream, so kfront's upstream socket receives many TLS records at once."""
+
+    def __init__(self, name, pki, batch):
+        self.name, self.batch = name, batch
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*pki.server)
+        ctx.set_alpn_protocols(["h2"])
+        self.ctx = ctx
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw):
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self.ctx.wrap_bio(inc, out, server_side=True)
+
+        def flush():
+            data = out.read()
+            if data:
+                raw.sendall(data)
+
+        def fill():
+            data = raw.recv(1 << 16)
+            if not data:
+                raise EOFError
+            inc.write(data)
+        try:
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    flush()
+                    fill()
+            flush()
+            if tls.selected_alpn_protocol() != "h2":  # a health check
+                while True:
+                    fill()
+            buf, pending, deadline = b"", [], None
+            tls.write(h2_frame(SETTINGS, 0, 0))
+            flush()
+            raw.settimeout(0.2)
+            while True:
+                try:
+                    buf += tls.read(1 << 16)
+                except ssl.SSLWantReadError:
+                    try:
+                        fill()
+                    except socket.timeout:
+                        pass
+                if buf.startswith(H2_PREFACE):
+                    buf = buf[len(H2_PREFACE):]
+                while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                    n = int.from_bytes(buf[:3], "big")
+                    t, fl, sid = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+                    buf = buf[9 + n:]
+                    if t == SETTINGS and not fl & 1:
+                        tls.write(h2_frame(SETTINGS, 1, 0))
+                    elif t == PING and not fl & 1:
+                        tls.write(h2_frame(PING, 1, 0, b"\0" * 8))
+                    elif t == HEADERS and fl & END_STREAM:
+                        pending.append(sid)
+                        deadline = deadline or time.time() + 1
+                flush()
+                if pending and (len(pending) >= self.batch or time.time() > deadline):
+                    for sid in pending:  # one record each, one send for all
+                        tls.write(h2_frame(HEADERS, END_HEADERS, sid,
+                                           b"\x88" + hpack_literal("content-type",
+                                                                    "application/json")))
+                        tls.write(h2_frame(DATA, END_STREAM, sid, b'{"kind":"Status"}'))
+                    flush()
+                    pending, deadline = [], None
+        except (EOFError, OSError, ssl.SSLError):
+            pass
+        finally:
+            raw.close()
+
+    def stop(self):
+        self.sock.close()
 
 
 def config(d, pki, backends, port, admin):
@@ -265,6 +361,37 @@ def test_post_body_streaming_response_and_headers():
                 assert [l["i"] for l in lines] == [0, 1, 2, 3, 4], (http, body)
         finally:
             env.close()
+
+
+def test_upstream_records_that_arrive_together_are_all_read():
+    """kfront reads TLS ahead on upstream HTTP/2 connections too: eight answers the apiserver
+    sends as sixteen TLS records in one write must all reach the client, though the
+    apiserver then sends nothing more."""
+    with tmpdir() as d:
+        pki = Pki(d)
+        backend = BurstH2Backend("apiserver-burst", pki, batch=8)
+        port, admin = free_port(), f"127.0.0.1:{free_port()}"
+        kf = Kfront(["--config", config(d, pki, [backend], port, admin)], admin=admin)
+        try:
+            wait_for(lambda: kf.metric("kfront_backend_up") == 1, 10, "the backend up")
+            ctx = ssl.create_default_context(cafile=pki.ca[0])
+            ctx.load_cert_chain(*pki.alice)
+            c = H2Conn(port, ctx, host="localhost", timeout=5)
+            streams = [c.request(f"/api/v1/namespaces/default/configmaps/c{i}",
+                                 authority=f"localhost:{port}") for i in range(8)]
+            deadline = time.time() + 5
+            while not all(st.ended for st in streams) and time.time() < deadline:
+                try:
+                    if c.pump() is None:
+                        break
+                except socket.timeout:
+                    break
+            done = [st.sid for st in streams if st.ended and st.status == 200]
+            assert len(done) == 8, f"answered {done} of {[st.sid for st in streams]}"
+            c.close()
+        finally:
+            kf.stop()
+            backend.stop()
 
 
 def test_all_backends_down_gives_503_status():
