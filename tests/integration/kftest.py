@@ -121,6 +121,34 @@ class Backend:
         self.server.server_close()
 
 
+class LoopbackServer:
+    """A server on a free loopback port: each accepted connection is handed, on a thread of
+    its own, to self._serve(socket). Subclasses set what _serve needs before calling
+    __init__, which starts accepting."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw):
+        raise NotImplementedError
+
+    def close(self):
+        self.sock.close()
+
+
 class SilentBackend:
     """Accepts connections and never answers: a hung apiserver."""
 

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from kftest import (DATA, END_HEADERS, END_STREAM, H2_PREFACE, HEADERS, PING,  # noqa: E402
-                    SETTINGS, H2Conn, Kfront, Test, free_port, h2_frame, hpack_literal,
-                    tmpdir, wait_for)
+                    SETTINGS, H2Conn, Kfront, LoopbackServer, Test, free_port, h2_frame,
+                    hpack_literal, tmpdir, wait_for)
 from pki import Pki  # noqa: E402
 
 
@@ -113,30 +113,17 @@ class EchoBackend:
         self.httpd.server_close()
 
 
-class BurstH2Backend:
+class BurstH2Backend(LoopbackServer):
     """A TLS HTTP/2 'apiserver' that holds requests until it has `batch` of them (or 1 s has
     passed), then answers them all in one send(): a HEADERS record and a DATA record per
     stream, so kfront's upstream socket receives many TLS records at once."""
 
     def __init__(self, name, pki, batch):
         self.name, self.batch = name, batch
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(*pki.server)
-        ctx.set_alpn_protocols(["h2"])
-        self.ctx = ctx
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(*pki.server)
+        self.ctx.set_alpn_protocols(["h2"])
+        super().__init__()
 
     def _serve(self, raw):
         inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -202,9 +189,6 @@ class BurstH2Backend:
             pass
         finally:
             raw.close()
-
-    def stop(self):
-        self.sock.close()
 
 
 def config(d, pki, backends, port, admin):
@@ -391,7 +375,7 @@ def test_upstream_records_that_arrive_together_are_all_read():
             c.close()
         finally:
             kf.stop()
-            backend.stop()
+            backend.close()
 
 
 def test_all_backends_down_gives_503_status():

@@ -8,14 +8,13 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
-from kftest import Kfront, Test, free_port, read_head, wait_for  # noqa: E402
+from kftest import Kfront, LoopbackServer, Test, free_port, read_head, wait_for  # noqa: E402
 from test_l7_kubesim import Env  # noqa: E402
 
 WS_HEADERS = ["-H", "Connection: Upgrade", "-H", "Upgrade: websocket",
@@ -167,7 +166,7 @@ def test_upgrade_answered_without_101_is_relayed():
 
 # ---- a scripted upstream ----------------------------------------------------------------
 
-class ScriptedUpstream:
+class ScriptedUpstream(LoopbackServer):
     """TLS HTTP/1.1 server whose answer to an upgrade depends on the pod name in the path."""
 
     def __init__(self, certs):
@@ -175,20 +174,8 @@ class ScriptedUpstream:
         self.ctx.load_cert_chain(os.path.join(certs, "apiserver.crt"),
                                  os.path.join(certs, "apiserver.key"))
         self.ctx.set_alpn_protocols(["http/1.1"])
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.seen = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, raw):
         try:
@@ -236,9 +223,6 @@ class ScriptedUpstream:
                       + str(len(body)).encode() + b"\r\n\r\n" + body)
             return True
         return False
-
-    def close(self):
-        self.sock.close()
 
 
 def upgrade(port, certs, pod, extra=b""):
