@@ -76,13 +76,11 @@ static int fail(char *err, size_t errlen, const char *orig, size_t olen, const c
 static int fail_unit(char *err, size_t errlen, const char *orig, size_t olen, const char *u,
                      size_t ulen)
 {
-    char qu[128], qo[256];
+    char qu[128], what[160];
 
     go_time_quote(qu, sizeof(qu), u, ulen);
-    go_time_quote(qo, sizeof(qo), orig, olen);
-    if (err && errlen)
-        snprintf(err, errlen, "time: unknown unit %s in duration %s", qu, qo);
-    return -EINVAL;
+    snprintf(what, sizeof(what), "unknown unit %s in duration", qu);
+    return fail(err, errlen, orig, olen, what);
 }
 
 static bool is_digit(char c)
