@@ -9,8 +9,13 @@
  * the change list cancels both changes and no epoll_ctl is made.
  *
  * Over TLS each chain of the buffer is also its own SSL_write, i.e. its own
- * record and write(2): making the first 16 KiB contiguous sends a small
- * response (frame headers, HEADERS, DATA) as one record.
+ * record and write(2). An HTTP/2 response is at least two chains (frame
+ * headers and HEADERS copied, the DATA payload moved in by reference), so a
+ * burst of them went out as two records and two writes per response, one per
+ * piece. A fragmented output is therefore made contiguous first: the TLS
+ * writer then cuts it into full 16 KiB records. The copy is cheap next to what
+ * it saves (a record's encryption setup, a write(2) and the peer's read of it);
+ * the data are copied into the record by the encryption anyway.
  */
 #include "core/core.h"
 
@@ -21,6 +26,22 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+/* The largest TLS record's payload, and what libevent gives one SSL_write at most. */
+#define TLS_RECORD_MAX 16384
+/* Above this much output only the first record is made contiguous: bulk data (a LIST) comes in
+ * chains big enough to fill records by themselves. */
+#define COALESCE_MAX (256 * 1024)
+
+static void coalesce_records(struct evbuffer *out, size_t n)
+{
+    size_t records = (n + TLS_RECORD_MAX - 1) / TLS_RECORD_MAX;
+    int chains = evbuffer_peek(out, -1, NULL, NULL, 0);
+
+    if (chains <= 1 || (size_t)chains <= records)
+        return;
+    evbuffer_pullup(out, n <= COALESCE_MAX ? -1 : TLS_RECORD_MAX);
+}
+
 void kf_bev_send_now(struct bufferevent *bev, bool tls)
 {
     struct evbuffer *out = bufferevent_get_output(bev);
@@ -28,8 +49,8 @@ void kf_bev_send_now(struct bufferevent *bev, bool tls)
 
     if (n == 0)
         return;
-    if (tls && n > 1 && n <= 16384)
-        evbuffer_pullup(out, (ev_ssize_t)n);
+    if (tls)
+        coalesce_records(out, n);
     if (event_pending(&bev->ev_write, EV_WRITE, NULL))
         event_active(&bev->ev_write, EV_WRITE, 1);
 }

@@ -183,8 +183,9 @@ void kf_map_free(struct kf_map *m, void (*free_value)(void *));
 struct bufferevent;
 /**
  * Write what bev's output holds in this loop iteration rather than after the
- * next epoll round (no epoll_ctl pair per response); tls: also make a small
- * output one TLS record. Call once the output of a burst is queued.
+ * next epoll round (no epoll_ctl pair per response); tls: also make a fragmented
+ * output contiguous, so that it leaves in full records. Call once the output of
+ * a burst is queued.
  */
 void kf_bev_send_now(struct bufferevent *bev, bool tls);
 /**
