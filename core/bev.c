@@ -12,10 +12,11 @@
  * record and write(2). An HTTP/2 response is at least two chains (frame
  * headers and HEADERS copied, the DATA payload moved in by reference), so a
  * burst of them went out as two records and two writes per response, one per
- * piece. A fragmented output is therefore made contiguous first: the TLS
- * writer then cuts it into full 16 KiB records. The copy is cheap next to what
- * it saves (a record's encryption setup, a write(2) and the peer's read of it);
- * the data are copied into the record by the encryption anyway.
+ * piece. A fragmented output is therefore made contiguous first (at most
+ * 256 KiB at a time): the TLS writer then cuts it into full 16 KiB records.
+ * The copy is cheap next to what it saves (a record's encryption setup, a
+ * write(2) and the peer's read of it); the encryption copies the data into the
+ * record anyway.
  */
 #include "core/core.h"
 
@@ -28,9 +29,10 @@
 
 /* The largest TLS record's payload, and what libevent gives one SSL_write at most. */
 #define TLS_RECORD_MAX 16384
-/* Above this much output only the first record is made contiguous: bulk data (a LIST) comes in
- * chains big enough to fill records by themselves. */
-#define COALESCE_MAX (256 * 1024)
+/* At most this much is made contiguous at a time: with libevent's chain header, one 256 KiB
+ * allocation. It bounds what a connection whose peer reads slowly holds as a private copy
+ * (cached bytes are otherwise shared by reference). */
+#define COALESCE_MAX (256 * 1024 - 64)
 
 static void coalesce_records(struct evbuffer *out, size_t n)
 {
@@ -39,7 +41,7 @@ static void coalesce_records(struct evbuffer *out, size_t n)
 
     if (chains <= 1 || (size_t)chains <= records)
         return;
-    evbuffer_pullup(out, n <= COALESCE_MAX ? -1 : TLS_RECORD_MAX);
+    evbuffer_pullup(out, n <= COALESCE_MAX ? -1 : COALESCE_MAX);
 }
 
 void kf_bev_send_now(struct bufferevent *bev, bool tls)

@@ -648,6 +648,7 @@ static int h1_resp_write(struct px_request *req, const void *data, size_t len, b
     }
     if (h->chunked_resp)
         evbuffer_add(out, "\r\n", 2);
+    px_conn_coalesce(&h->base); /* a chunk is three pieces: one record, not three */
     return 0;
 }
 
@@ -657,6 +658,7 @@ static int h1_resp_end(struct px_request *req)
 
     if (h->chunked_resp)
         evbuffer_add(bufferevent_get_output(h->base.bev), "0\r\n\r\n", 5);
+    px_conn_coalesce(&h->base);
     h->served++;
     h1_release_req(h);
     if (h->close_after) {

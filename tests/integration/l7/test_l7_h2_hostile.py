@@ -8,6 +8,7 @@ connections (HTTP/2 and HTTP/1.1) keep streaming and new requests succeed.
 """
 import json
 import os
+import re
 import socket
 import ssl
 import struct
@@ -28,6 +29,7 @@ from test_cache_conformance import Client, Watch  # noqa: E402
 NS_CMS = "/api/v1/namespaces/default/configmaps"
 ENV = None
 CACHED = None
+CACHED_CM = NS_CMS + "/records?resourceVersion=0"
 
 
 def env():
@@ -38,11 +40,25 @@ def env():
 
 
 def cached_env():
-    """kfront with its cache on, in front of env()'s kube-sim."""
+    """kfront with its cache on, in front of env()'s kube-sim, which holds a ConfigMap of
+    5,000 bytes, "records", that kfront answers from its cache."""
     global CACHED
     if CACHED is None:
+        sim = env().sims[0]
+        st, _ = sim.json("POST", NS_CMS, {"apiVersion": "v1", "kind": "ConfigMap",
+                                          "metadata": {"name": "records"},
+                                          "data": {"b": "x" * 5000}})
+        assert st == 201, st
         CACHED = SimFront(env().sims)
+        wait_for(lambda: served(CACHED, lambda: CACHED.h1(CACHED_CM)[0] == 200), 10,
+                 "the ConfigMap answered from kfront's cache")
     return CACHED
+
+
+def served(e, request):
+    """Whether request() succeeded and kfront's cache answered it."""
+    before = e.kf.metric('kfront_cache_requests_total{result="served"}')
+    return request() and e.kf.metric('kfront_cache_requests_total{result="served"}') > before
 
 
 def request_block(path, extra=()):
@@ -267,8 +283,8 @@ class RecordBurst:
     """TLS over memory BIOs: each write is one TLS record, and what was written leaves in one
     send(), so the records reach kfront's socket together."""
 
-    def __init__(self, port, ctx):
-        ctx.set_alpn_protocols(["h2"])
+    def __init__(self, port, ctx, alpn="h2"):
+        ctx.set_alpn_protocols([alpn])
         self.raw = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname="127.0.0.1")
@@ -280,7 +296,7 @@ class RecordBurst:
                 self.flush()
                 self._fill()
         self.flush()
-        assert self.tls.selected_alpn_protocol() == "h2"
+        assert self.tls.selected_alpn_protocol() == alpn
 
     def _fill(self):
         data = self.raw.recv(1 << 16)
@@ -346,9 +362,9 @@ class RecordCounter(RecordBurst):
     """RecordBurst that counts the application-data records kfront sends (TLS 1.3 sends all
     records as type 23 on the wire) and the bytes they carry."""
 
-    def __init__(self, port, ctx):
+    def __init__(self, port, ctx, alpn="h2"):
         self.wire, self.records, self.payload = b"", 0, 0
-        super().__init__(port, ctx)
+        super().__init__(port, ctx, alpn)
 
     def _fill(self):
         data = self.raw.recv(1 << 16)
@@ -369,14 +385,8 @@ def test_a_burst_of_answers_leaves_in_full_records():
     the DATA payload by reference), and each piece used to become its own TLS record and
     write(2). Eight GETs answered from the cache in one go must leave in about as many records
     as full 16 KiB records would take, not two or more per answer."""
-    e = cached_env()
-    blob = "x" * 5000
-    st, _ = e.sims[0].json("POST", NS_CMS, {"apiVersion": "v1", "kind": "ConfigMap",
-                                            "metadata": {"name": "records"}, "data": {"b": blob}})
-    assert st == 201, st
-    path = NS_CMS + "/records?resourceVersion=0"
-    wait_for(lambda: e.h1(path)[0] == 200, 10, "the ConfigMap in kfront's cache")
-    served = e.kf.metric('kfront_cache_requests_total{result="served"}')
+    e, path = cached_env(), CACHED_CM
+    before_served = e.kf.metric('kfront_cache_requests_total{result="served"}')
     c = RecordCounter(e.port, e.ctx())
     try:
         c.send_records([H2_PREFACE + h2_frame(SETTINGS, 0, 0, b"")])
@@ -400,12 +410,34 @@ def test_a_burst_of_answers_leaves_in_full_records():
         records, payload = c.records - before[0], c.payload - before[1]
     finally:
         c.raw.close()
-    assert e.kf.metric('kfront_cache_requests_total{result="served"}') >= served + len(sids)
+    assert e.kf.metric('kfront_cache_requests_total{result="served"}') >= before_served + len(sids)
     assert payload > 8 * 5000, payload
     # 16 KiB of data per record (and 17 bytes of TLS 1.3 overhead), plus the SETTINGS ACK's
     # record and one more for a burst the event loop happens to split
     assert records <= -(-payload // (16384 + 17)) + 2, \
         f"{records} records for {payload} bytes of {len(sids)} answers"
+
+
+def test_an_http1_answer_is_one_record():
+    """Over HTTP/1.1 the head and the body (by reference from the cache) are two pieces of
+    kfront's output; the answer must still leave as one record. (TLS 1.2: TLS 1.3's session
+    tickets would come as more records of the same outer type.)"""
+    e, path = cached_env(), CACHED_CM
+    ctx = e.ctx()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    c = RecordCounter(e.port, ctx, "http/1.1")
+    try:
+        c.raw.settimeout(5)
+        before = c.records
+        c.send_records([f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()])
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer) < answer.index(b"\r\n\r\n") + 4 + int(
+                re.search(rb"(?i)content-length: (\d+)", answer).group(1)):
+            answer += c.read()
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+        assert c.records - before == 1, f"{c.records - before} records for one answer"
+    finally:
+        c.raw.close()
 
 
 def close_envs():
