@@ -6,10 +6,11 @@
 # medians of ROUNDS. Both proxies forward the client's bearer token (kfront identity mode
 # passthrough), so kube-sim authenticates each request the same way.
 #
-# HAProxy runs with `http-reuse always`: its streams share a few HTTP/2 connections to the
-# apiserver, as kfront's do. With its default (`safe`) it opens about one connection per
-# concurrent stream, which costs the apiserver (kube-sim) about a fifth more CPU per request
-# and lowers HAProxy's throughput here by about a tenth: HAPROXY_REUSE=safe measures that.
+# HAProxy runs with `http-reuse always`, which is faster here than its default. h2load's 100
+# concurrent streams still open about 70 HTTP/2 connections to the apiserver (kfront opens 4);
+# with the default (`safe`, HAPROXY_REUSE=safe) about 90, and HAProxy is slower by about a
+# seventh. HAPROXY_SERVER_OPTS adds options to HAProxy's server line: "pool-max-conn 4" holds
+# it to 4 connections, like kfront; the ratio stays about the same.
 #
 #   bash bench/l7.sh            # needs a build: meson setup build && ninja -C build
 #   ROUNDS=5 N=100000 bash bench/l7.sh
@@ -58,7 +59,7 @@ frontend api
   bind 127.0.0.1:$HA ssl crt $W/serving.pem alpn h2,http/1.1
   default_backend sim
 backend sim
-  server s1 127.0.0.1:$SP ssl verify required ca-file $W/pki/ca.crt alpn h2
+  server s1 127.0.0.1:$SP ssl verify required ca-file $W/pki/ca.crt alpn h2 ${HAPROXY_SERVER_OPTS:-}
 HAP
 haproxy -f $W/haproxy.cfg -D -p $W/haproxy.pid
 
