@@ -120,6 +120,8 @@ for name, label in (("haproxy", "HAProxy mode tcp"), ("kfront", "kfront (watch c
           f"{lat.get('p99', float('nan')):>8.2f} {rep.get('events_wrong', '?'):>6} "
           f"{rep.get('events_missing', '?'):>8}")
 h, k = rows["haproxy"], rows["kfront"]
+print("views not compared (never listed: the node authorizer refused them from the start): "
+      f"HAProxy {h[3].get('views_refused', '?')}, kfront {k[3].get('views_refused', '?')}")
 print(f"apiserver watches HAProxy/kfront: {h[0] / max(k[0], 1):.1f}x; "
       f"apiserver CPU HAProxy/kfront: {h[1] / max(k[1], 1e-9):.1f}x")
 PY

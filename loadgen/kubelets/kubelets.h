@@ -42,7 +42,8 @@ double kl_hist_pct(struct kl_hist *h, double p);
 struct kl_stats {
     uint64_t nodes, watches_opened, watches_reopened, relists, lists, gets, lease_puts;
     uint64_t events, bookmarks, events_wrong, events_missing, bytes, http_errors;
-    uint64_t status[6]; /* 2xx..5xx, other */
+    uint64_t views_refused; /* final check: the truth refuses the view's node now */
+    uint64_t status[6];     /* 2xx..5xx, other */
     struct kl_hist latency;
 };
 extern struct kl_stats kl_stats;

@@ -189,6 +189,12 @@ static void on_list_end(struct lb_ureq *req, int error, void *arg)
     kf_arena_free(a);
     if (w->state == W_STOPPED)
         return;
+    if (rc < 0 && w->list_only && !error && w->status >= 400 && w->status < 500) {
+        w->state = W_STOPPED; /* a refusal is an answer: the caller reads w->status */
+        if (w->on_listed)
+            w->on_listed(w);
+        return;
+    }
     if (rc < 0) {
         later(w, true, 1000);
         return;
