@@ -27,21 +27,33 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
-/* The largest TLS record's payload, and what libevent gives one SSL_write at most. */
+/* The largest TLS record's payload. (libevent hands SSL_write whole chains, and OpenSSL cuts
+ * what it is given into records of at most this much, each its own write(2).) */
 #define TLS_RECORD_MAX 16384
 /* At most this much is made contiguous at a time: with libevent's chain header, one 256 KiB
  * allocation. It bounds what a connection whose peer reads slowly holds as a private copy
  * (cached bytes are otherwise shared by reference). */
-#define COALESCE_MAX (256 * 1024 - 64)
+#define COALESCE_MAX    (256 * 1024 - 64)
+#define COALESCE_CHAINS 256
 
-static void coalesce_records(struct evbuffer *out, size_t n)
+/*
+ * The leading chains smaller than a record are made one, when they would take more records
+ * than their bytes need. A chain of a record or more (bulk data, an output coalesced before)
+ * fills records by itself and ends the run, so it is never copied.
+ */
+static void coalesce_records(struct evbuffer *out)
 {
-    size_t records = (n + TLS_RECORD_MAX - 1) / TLS_RECORD_MAX;
-    int chains = evbuffer_peek(out, -1, NULL, NULL, 0);
+    struct evbuffer_iovec v[COALESCE_CHAINS];
+    int n = evbuffer_peek(out, COALESCE_MAX, NULL, v, COALESCE_CHAINS);
+    size_t run = 0;
+    int small = 0;
 
-    if (chains <= 1 || (size_t)chains <= records)
-        return;
-    evbuffer_pullup(out, n <= COALESCE_MAX ? -1 : COALESCE_MAX);
+    if (n > COALESCE_CHAINS)
+        n = COALESCE_CHAINS;
+    while (small < n && v[small].iov_len < TLS_RECORD_MAX && run + v[small].iov_len <= COALESCE_MAX)
+        run += v[small++].iov_len;
+    if (small > 1 && (size_t)small > (run + TLS_RECORD_MAX - 1) / TLS_RECORD_MAX)
+        evbuffer_pullup(out, (ev_ssize_t)run);
 }
 
 void kf_bev_send_now(struct bufferevent *bev, bool tls)
@@ -51,8 +63,8 @@ void kf_bev_send_now(struct bufferevent *bev, bool tls)
 
     if (n == 0)
         return;
-    if (tls)
-        coalesce_records(out, n);
+    if (tls && n > 1)
+        coalesce_records(out);
     if (event_pending(&bev->ev_write, EV_WRITE, NULL))
         event_active(&bev->ev_write, EV_WRITE, 1);
 }

@@ -648,7 +648,7 @@ static int h1_resp_write(struct px_request *req, const void *data, size_t len, b
     }
     if (h->chunked_resp)
         evbuffer_add(out, "\r\n", 2);
-    px_conn_coalesce(&h->base); /* a chunk is three pieces: one record, not three */
+    px_conn_kick(&h->base); /* h1_on_kick sends the burst coalesced: a chunk is three pieces */
     return 0;
 }
 
@@ -658,15 +658,15 @@ static int h1_resp_end(struct px_request *req)
 
     if (h->chunked_resp)
         evbuffer_add(bufferevent_get_output(h->base.bev), "0\r\n\r\n", 5);
-    px_conn_coalesce(&h->base);
     h->served++;
     h1_release_req(h);
     if (h->close_after) {
+        px_conn_coalesce(&h->base);
         h1_set_state(h, H1_DONE);
         px_conn_finish(&h->base);
     } else {
         h1_enter_idle(h);
-        px_conn_kick(&h->base); /* a pipelined request may be waiting */
+        px_conn_kick(&h->base); /* the answer goes out; a pipelined request may be waiting */
     }
     return 0;
 }
@@ -714,6 +714,14 @@ static void h1_req_free(struct px_request *req)
 static void h1_on_read(struct px_conn *c)
 {
     h1_process(h1_of(c));
+}
+
+/* Deferred work: a pipelined request, body bytes for the handler, and the output queued since
+ * the last kick, sent as one burst (px_conn_coalesce). */
+static void h1_on_kick(struct px_conn *c)
+{
+    h1_process(h1_of(c));
+    px_conn_coalesce(c);
 }
 
 static void h1_on_write(struct px_conn *c)
@@ -782,7 +790,7 @@ static const struct px_conn_ops h1_ops = {
     .name = "h1",
     .on_read = h1_on_read,
     .on_write = h1_on_write,
-    .on_kick = h1_on_read,
+    .on_kick = h1_on_kick,
     .on_timeout = h1_on_timeout,
     .goaway = h1_goaway,
     .teardown = h1_teardown,

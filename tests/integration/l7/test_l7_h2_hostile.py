@@ -423,9 +423,8 @@ def test_an_http1_answer_is_one_record():
     kfront's output; the answer must still leave as one record. (TLS 1.2: TLS 1.3's session
     tickets would come as more records of the same outer type.)"""
     e, path = cached_env(), CACHED_CM
-    ctx = e.ctx()
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    c = RecordCounter(e.port, ctx, "http/1.1")
+    before_served = e.kf.metric('kfront_cache_requests_total{result="served"}')
+    c = RecordCounter(e.port, tls12(e), "http/1.1")
     try:
         c.raw.settimeout(5)
         before = c.records
@@ -436,6 +435,43 @@ def test_an_http1_answer_is_one_record():
             answer += c.read()
         assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
         assert c.records - before == 1, f"{c.records - before} records for one answer"
+    finally:
+        c.raw.close()
+    assert e.kf.metric('kfront_cache_requests_total{result="served"}') > before_served
+
+
+def tls12(e):
+    """A client context limited to TLS 1.2: TLS 1.3's session tickets would come as more
+    records of the same outer type as application data."""
+    ctx = e.ctx()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def test_an_http1_watch_event_is_one_record():
+    """A watch over HTTP/1.1 sends each event as chunks (size line, the event, CRLF) written
+    piece by piece; the event must still leave as one record."""
+    e = cached_env()
+    st, _, body = e.h1(NS_CMS + "/records")
+    assert st == 200, st
+    cm = json.loads(body)
+    path = (NS_CMS + "?watch=1&fieldSelector=metadata.name%3Drecords&resourceVersion="
+            + cm["metadata"]["resourceVersion"])
+    c = RecordCounter(e.port, tls12(e), "http/1.1")
+    try:
+        c.raw.settimeout(5)
+        c.send_records([f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()])
+        stream = b""
+        while b"\r\n\r\n" not in stream:
+            stream += c.read()
+        assert stream.startswith(b"HTTP/1.1 200") and b"chunked" in stream.lower(), stream[:300]
+        before = c.records
+        cm["data"]["b"] = "y" * 5000
+        st, _ = e.sims[0].json("PUT", NS_CMS + "/records", cm)
+        assert st == 200, st
+        while b'"MODIFIED"' not in stream or not stream.endswith(b"\n\r\n"):
+            stream += c.read()
+        assert c.records - before == 1, f"{c.records - before} records for one watch event"
     finally:
         c.raw.close()
 
