@@ -666,7 +666,7 @@ int loadgen_kubelets_main(int argc, char **argv);
 int loadgen_kubelets_main(int argc, char **argv)
 {
     const char *policy = NULL;
-    struct event *end;
+    struct event *end, *progress = NULL;
     struct timeval tv;
 
     if (parse_args(argc, argv, &policy) < 0)
@@ -684,16 +684,21 @@ int loadgen_kubelets_main(int argc, char **argv)
         truth_start();
     start_nodes();
     if (g.progress_s) {
-        struct event *pe = event_new(g.base, -1, EV_PERSIST, progress_cb, NULL);
         struct timeval ptv = {g.progress_s, 0};
-        if (pe)
-            event_add(pe, &ptv);
+        progress = event_new(g.base, -1, EV_PERSIST, progress_cb, NULL);
+        if (progress)
+            event_add(progress, &ptv);
     }
     end = evtimer_new(g.base, end_cb, NULL);
+    if (!end)
+        return 1;
     tv.tv_sec = g.duration;
     tv.tv_usec = 0;
     evtimer_add(end, &tv);
     event_base_dispatch(g.base);
+    event_free(end);
+    if (progress)
+        event_free(progress);
     report(stdout, false);
     if (g.report) {
         FILE *f = fopen(g.report, "w");
