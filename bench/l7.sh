@@ -14,6 +14,8 @@
 #
 #   bash bench/l7.sh            # needs a build: meson setup build && ninja -C build
 #   ROUNDS=5 N=100000 bash bench/l7.sh
+#   PROTO=h1 bash bench/l7.sh   # clients speak HTTP/1.1 (wrk, CONNS*STREAMS/5 keep-alive
+#                               # connections for H1_SECONDS each); upstream is still HTTP/2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -23,7 +25,9 @@ STREAMS=${STREAMS:-10}
 THREADS=${THREADS:-2}
 KFRONT=${KFRONT:-build/proxy/kfront}
 SIM=${KUBE_SIM:-build/loadgen/kube-sim/kube-sim}
-for t in haproxy h2load curl; do command -v $t >/dev/null || { echo "needs $t"; exit 1; }; done
+PROTO=${PROTO:-h2}
+H1_CONNS=$((CONNS * STREAMS / 5))
+for t in haproxy h2load curl $([ "$PROTO" = h1 ] && echo wrk); do command -v $t >/dev/null || { echo "needs $t"; exit 1; }; done
 [ -x "$KFRONT" ] && [ -x "$SIM" ] || { echo "build first (ninja -C build)"; exit 1; }
 
 W=$(mktemp -d /tmp/kfront-bench7-XXXX)
@@ -103,6 +107,18 @@ pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000.0
 print(rps, pct(0.50), pct(0.99))
 PY
 }
+run_wrk() { # port -> "rps p50_ms p99_ms", clients on HTTP/1.1
+  wrk -t1 -c "$H1_CONNS" -d "${H1_SECONDS:-5}s" --latency -H "$AUTH" \
+    https://127.0.0.1:$1$URLPATH > $W/wrk.out 2>&1
+  ! grep -qE "Non-2xx|Socket errors" $W/wrk.out || { echo "wrk errors (port $1), no figures:" >&2; cat $W/wrk.out >&2; exit 1; }
+  /usr/bin/python3 - "$W/wrk.out" <<'PY'
+import re, sys
+out = open(sys.argv[1]).read()
+ms = lambda v, u: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[u]
+pct = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
+print(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), pct["50"], pct["99"])
+PY
+}
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 : > $W/h; : > $W/k
 if [ -n "${PROFILE:-}" ]; then  # PROFILE=1 (or haproxy): perf profile of kfront under the same load
@@ -152,10 +168,15 @@ if [ -n "${COST:-}${SYSCALLS:-}" ]; then
   done
   exit 0
 fi
-for _ in $(seq "$ROUNDS"); do run_h2load $HA >> $W/h; run_h2load $KF >> $W/k; done
+run=run_h2load; [ "$PROTO" = h1 ] && run=run_wrk
+for _ in $(seq "$ROUNDS"); do $run $HA >> $W/h; $run $KF >> $W/k; done
 hr=$(cut -d' ' -f1 $W/h | median); h50=$(cut -d' ' -f2 $W/h | median); h99=$(cut -d' ' -f3 $W/h | median)
 kr=$(cut -d' ' -f1 $W/k | median); k50=$(cut -d' ' -f2 $W/k | median); k99=$(cut -d' ' -f3 $W/k | median)
-echo "GET of a ${SIZE}-byte ConfigMap, TLS + HTTP/2 both sides, h2load -n $N -c $CONNS -m $STREAMS, $THREADS threads each, $ROUNDS rounds (medians)"
+if [ "$PROTO" = h1 ]; then
+  echo "GET of a ${SIZE}-byte ConfigMap, TLS both sides, clients on HTTP/1.1 (wrk -c $H1_CONNS, ${H1_SECONDS:-5} s), upstream HTTP/2, $THREADS threads each, $ROUNDS rounds (medians)"
+else
+  echo "GET of a ${SIZE}-byte ConfigMap, TLS + HTTP/2 both sides, h2load -n $N -c $CONNS -m $STREAMS, $THREADS threads each, $ROUNDS rounds (medians)"
+fi
 printf "%-10s %10s %9s %9s\n" proxy "req/s" "p50 ms" "p99 ms"
 printf "%-10s %10.0f %9.2f %9.2f\n" HAProxy "$hr" "$h50" "$h99" kfront "$kr" "$k50" "$k99"
 printf "kfront/HAProxy: %.2fx requests/s\n" "$(echo "$kr / $hr" | bc -l)"
