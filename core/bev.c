@@ -12,11 +12,11 @@
  * record and write(2). An HTTP/2 response is at least two chains (frame
  * headers and HEADERS copied, the DATA payload moved in by reference), so a
  * burst of them went out as two records and two writes per response, one per
- * piece. A fragmented output is therefore made contiguous first (at most
- * 256 KiB at a time): the TLS writer then cuts it into full 16 KiB records.
- * The copy is cheap next to what it saves (a record's encryption setup, a
- * write(2) and the peer's read of it); the encryption copies the data into the
- * record anyway.
+ * piece. The output's leading pieces smaller than a record are therefore
+ * made one chain first (coalesce_records): OpenSSL then cuts it into full
+ * 16 KiB records. The copy is cheap next to what it saves (a record's
+ * encryption setup, a write(2) and the peer's read of it); the encryption
+ * copies the data into the record anyway.
  */
 #include "core/core.h"
 
