@@ -355,9 +355,9 @@ static void compare_view(struct kl_watch *check)
     struct kl_watch *w = check->arg;
     size_t bad = 0;
 
-    if (check->status != 200 && check->token && w->rv && start_check(w, NULL))
-        goto done;
     if (check->status != 200) {
+        if (check->token && w->rv && start_check(w, NULL))
+            goto done; /* it had listed: compare_view again, with the admin's LIST */
         if (kl_stats.views_refused++ < 20)
             fprintf(stderr,
                     "loadgen: %s of %s not compared: never listed, refused to its node %d\n",

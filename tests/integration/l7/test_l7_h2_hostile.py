@@ -55,10 +55,15 @@ def cached_env():
     return CACHED
 
 
+def served_count(e):
+    """Requests kfront's cache has answered."""
+    return e.kf.metric('kfront_cache_requests_total{result="served"}')
+
+
 def served(e, request):
     """Whether request() succeeded and kfront's cache answered it."""
-    before = e.kf.metric('kfront_cache_requests_total{result="served"}')
-    return request() and e.kf.metric('kfront_cache_requests_total{result="served"}') > before
+    before = served_count(e)
+    return request() and served_count(e) > before
 
 
 def request_block(path, extra=()):
@@ -386,7 +391,7 @@ def test_a_burst_of_answers_leaves_in_full_records():
     write(2). Eight GETs answered from the cache in one go must leave in about as many records
     as full 16 KiB records would take, not two or more per answer."""
     e, path = cached_env(), CACHED_CM
-    before_served = e.kf.metric('kfront_cache_requests_total{result="served"}')
+    before_served = served_count(e)
     c = RecordCounter(e.port, e.ctx())
     try:
         c.send_records([H2_PREFACE + h2_frame(SETTINGS, 0, 0, b"")])
@@ -410,7 +415,7 @@ def test_a_burst_of_answers_leaves_in_full_records():
         records, payload = c.records - before[0], c.payload - before[1]
     finally:
         c.raw.close()
-    assert e.kf.metric('kfront_cache_requests_total{result="served"}') >= before_served + len(sids)
+    assert served_count(e) >= before_served + len(sids)
     assert payload > 8 * 5000, payload
     # 16 KiB of data per record (and 17 bytes of TLS 1.3 overhead), plus the SETTINGS ACK's
     # record and one more for a burst the event loop happens to split
@@ -420,10 +425,9 @@ def test_a_burst_of_answers_leaves_in_full_records():
 
 def test_an_http1_answer_is_one_record():
     """Over HTTP/1.1 the head and the body (by reference from the cache) are two pieces of
-    kfront's output; the answer must still leave as one record. (TLS 1.2: TLS 1.3's session
-    tickets would come as more records of the same outer type.)"""
+    kfront's output; the answer must still leave as one record (over TLS 1.2, see tls12)."""
     e, path = cached_env(), CACHED_CM
-    before_served = e.kf.metric('kfront_cache_requests_total{result="served"}')
+    before_served = served_count(e)
     c = RecordCounter(e.port, tls12(e), "http/1.1")
     try:
         c.raw.settimeout(5)
@@ -437,7 +441,7 @@ def test_an_http1_answer_is_one_record():
         assert c.records - before == 1, f"{c.records - before} records for one answer"
     finally:
         c.raw.close()
-    assert e.kf.metric('kfront_cache_requests_total{result="served"}') > before_served
+    assert served_count(e) > before_served
 
 
 def tls12(e):
